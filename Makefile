@@ -1,0 +1,22 @@
+# The two commands a user needs: `make run` and `make test`. Both set everything up first.
+.PHONY: setup run test lint unit
+
+CONFIG ?= examples/si/config.yaml
+BIN := .venv/bin
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	$(BIN)/mlip-autopipe run $(CONFIG)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: setup lint
+	scripts/run-tests.sh
+
+unit: setup
+	scripts/run-tests.sh tests/unit

@@ -1,0 +1,39 @@
+"""Configuration: the typed tree behind the user's YAML file."""
+
+from mlip_autopipec.config.loader import ConfigError, config_from_dict, load_config
+from mlip_autopipec.config.models import (
+    ComputeConfig,
+    DFTConfig,
+    ExplorationConfig,
+    FilterConfig,
+    GenerationConfig,
+    InferenceConfig,
+    JobqueueConfig,
+    MLIPConfig,
+    SelectionConfig,
+    SurfaceSpec,
+    SurrogateConfig,
+    SystemConfig,
+    TrainingConfig,
+    WorkflowConfig,
+)
+
+__all__ = [
+    "ComputeConfig",
+    "ConfigError",
+    "DFTConfig",
+    "ExplorationConfig",
+    "FilterConfig",
+    "GenerationConfig",
+    "InferenceConfig",
+    "JobqueueConfig",
+    "MLIPConfig",
+    "SelectionConfig",
+    "SurfaceSpec",
+    "SurrogateConfig",
+    "SystemConfig",
+    "TrainingConfig",
+    "WorkflowConfig",
+    "config_from_dict",
+    "load_config",
+]

@@ -1,0 +1,76 @@
+"""The commented example configuration that `mlip-autopipe init` writes."""
+
+EXAMPLE_CONFIG = """\
+# MLIP-AutoPipe campaign: diamond silicon, PBE.
+# Relative paths are resolved against this file's folder. Check with:
+#   mlip-autopipe validate config.yaml
+system:
+  elements: [Si]
+  prototype: diamond          # ase.build.bulk prototype; or list seed_structures: [file.cif]
+  lattice_constant: 5.43      # Å; ASE's reference value when left out
+  min_distance: 1.0           # Å; no stored structure has two atoms closer than this
+
+exploration:
+  generation:
+    seed: 42                  # every generator is deterministic for a seed
+    supercells: [[1, 1, 1], [2, 1, 1]]   # 8- and 16-atom cubic cells
+    volumetric_strains: [-0.04, 0.0, 0.04]
+    shear_strains: [0.03]
+    rattle_stdev: [0.05, 0.1] # Å
+    rattles_per_structure: 1
+    mc_rattle: true           # Monte-Carlo rattle that keeps a minimum distance
+    vacancies: 1
+    filters:
+      min_distance_scale: 0.6 # x sum of covalent radii
+      max_atoms: 64
+  surrogate:
+    name: chgnet              # runs offline with its bundled weights; or mace + model_path
+    torch_threads: 2
+    max_force: 20.0           # eV/Å
+    max_energy_above_min: 1.0 # eV/atom
+  selection:
+    n_select: 8               # farthest point sampling picks per iteration
+
+dft:
+  command: [pw.x]
+  launcher: [mpirun, --allow-run-as-root, -np, "1"]
+  pseudo_dir: /usr/share/espresso/pseudo
+  pseudopotentials: {Si: Si.pbe-rrkj.UPF}
+  ecutwfc: 24.0               # Ry
+  ecutrho: 96.0               # Ry
+  kspacing: 0.4               # 1/Å including 2π
+  occupations: smearing
+  smearing: mv                # Marzari-Vanderbilt
+  degauss: 0.02               # Ry
+  conv_thr: 1.0e-8
+  mixing_beta: 0.7
+  electron_maxstep: 100
+  timeout: 600                # s, hard limit per pw.x run
+  max_retries: 3              # corrections tried before a structure is marked failed
+
+training:
+  cutoff: 5.0                 # Å
+  number_of_functions_per_element: 40
+  kappa: 0.3                  # force weight in the loss
+  maxiter: 150
+  test_fraction: 0.15
+
+inference:
+  engine: ase                 # pyace + ASE MD; lammps needs a LAMMPS built with ML-PACE
+  temperatures: [300, 900, 1500]
+  steps: 300
+  timestep: 1.0               # fs
+  gamma_lower: 2.0            # keep frames above this extrapolation grade
+  gamma_upper: 10.0           # stop the MD above this one
+  gamma_every: 10
+
+workflow:
+  work_dir: work
+  max_iterations: 3
+  target_force_rmse: 0.1      # eV/Å
+  max_extrapolative_fraction: 0.05
+
+compute:
+  n_workers: 2                # one pw.x per worker
+  threads_per_worker: 1
+"""

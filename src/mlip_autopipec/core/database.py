@@ -1,0 +1,291 @@
+"""All structures and their state live in one SQLite ase.db; this is the only module opening it."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ase.db
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import chemical_symbols
+from ase.db.core import Database
+from ase.neighborlist import neighbor_list
+
+from mlip_autopipec.core import keys
+
+
+class StructureError(ValueError):
+    """A structure is not fit to be stored; the message names the problem."""
+
+
+class StatusTransitionError(ValueError):
+    """A row was asked to move to a status its current status may not lead to."""
+
+
+@dataclass(frozen=True)
+class StructureRecord:
+    id: int
+    atoms: Atoms
+    status: str
+    iteration: int
+    origin: str
+    key_value_pairs: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_structure(
+    atoms: Atoms, min_distance: float, allowed_elements: Sequence[str] | None = None
+) -> None:
+    """Raise StructureError naming the first problem that makes `atoms` unfit for the database."""
+    if len(atoms) == 0:
+        raise StructureError("structure has no atoms")
+    if not np.all(np.isfinite(atoms.positions)):
+        raise StructureError("structure has non-finite positions")
+    if not np.all(np.isfinite(atoms.cell.array)):
+        raise StructureError("structure has a non-finite cell")
+    _check_cell(atoms)
+    _check_elements(atoms, allowed_elements)
+    _check_distances(atoms, min_distance)
+
+
+def _check_cell(atoms: Atoms) -> None:
+    periodic = atoms.cell.array[atoms.pbc]
+    if len(periodic) == 0:
+        return
+    gram = periodic @ periodic.T
+    scale = max(float(np.max(np.abs(periodic))), 1e-12) ** (2 * len(periodic))
+    if np.any(np.linalg.norm(periodic, axis=1) < 1e-6) or np.linalg.det(gram) / scale < 1e-10:
+        raise StructureError("cell is degenerate along its periodic directions")
+
+
+def _check_elements(atoms: Atoms, allowed_elements: Sequence[str] | None) -> None:
+    numbers = atoms.numbers
+    if np.any(numbers < 1) or np.any(numbers >= len(chemical_symbols)):
+        raise StructureError("structure contains an unknown element (atomic number 0 or too large)")
+    if allowed_elements is not None:
+        unexpected = sorted(set(atoms.get_chemical_symbols()) - set(allowed_elements))
+        if unexpected:
+            raise StructureError(
+                f"element(s) {', '.join(unexpected)} not in the configured elements "
+                f"{', '.join(allowed_elements)}"
+            )
+
+
+def _check_distances(atoms: Atoms, min_distance: float) -> None:
+    if len(atoms) == 1 and not atoms.pbc.any():
+        return
+    i, j, d = neighbor_list("ijd", atoms, min_distance, self_interaction=False)
+    if len(d):
+        k = int(np.argmin(d))
+        raise StructureError(
+            f"atoms {i[k]} and {j[k]} are {d[k]:.3f} Å apart, closer than {min_distance} Å"
+        )
+
+
+def structure_hash(atoms: Atoms) -> str:
+    """A fingerprint of numbers, cell and positions (rounded), to refuse exact duplicates."""
+    digest = hashlib.sha1()
+    digest.update(atoms.numbers.astype(np.int64).tobytes())
+    digest.update(np.round(atoms.cell.array, 4).astype(np.float64).tobytes())
+    digest.update(np.round(atoms.positions, 4).astype(np.float64).tobytes())
+    digest.update(atoms.pbc.astype(np.int8).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def check_transition(current: str, new: str) -> None:
+    if new not in keys.STATUSES:
+        raise StatusTransitionError(f"unknown status {new!r}")
+    if new not in keys.ALLOWED_TRANSITIONS[current]:
+        raise StatusTransitionError(f"a {current!r} structure cannot become {new!r}")
+
+
+class DatabaseConnector:
+    """Opens the ase.db SQLite file in WAL mode, so readers never meet a lock held by a writer."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(self.path, timeout=20) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        self._db: Database = ase.db.connect(str(self.path), type="db", append=True)
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """All writes inside happen in one SQLite transaction; an exception rolls them all back."""
+        with self._db as db:
+            yield db
+
+
+class DatabaseManager:
+    """The structures of a campaign: insert with validation, move through statuses, store labels."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        min_distance: float = 0.5,
+        allowed_elements: Sequence[str] | None = None,
+    ) -> None:
+        self.connector = DatabaseConnector(path)
+        self.min_distance = min_distance
+        self.allowed_elements = list(allowed_elements) if allowed_elements else None
+
+    @property
+    def path(self) -> Path:
+        return self.connector.path
+
+    def validate(self, atoms: Atoms) -> None:
+        validate_structure(atoms, self.min_distance, self.allowed_elements)
+
+    def add_structures(
+        self,
+        structures: Sequence[Atoms],
+        status: str,
+        iteration: int,
+        origins: str | Sequence[str],
+        extra_keys: Sequence[dict[str, Any]] | None = None,
+        data: Sequence[dict[str, Any]] | None = None,
+        skip_duplicates: bool = True,
+    ) -> list[int]:
+        """Validate every structure, then insert all in one transaction. Returns the new ids.
+
+        With `skip_duplicates`, a structure identical to one already stored is not inserted
+        again (its id is not returned), which makes re-running a phase harmless.
+        """
+        if status not in keys.STATUSES:
+            raise StatusTransitionError(f"unknown status {status!r}")
+        origin_list = [origins] * len(structures) if isinstance(origins, str) else list(origins)
+        for index, atoms in enumerate(structures):
+            if status == keys.LABELED and atoms.calc is None:
+                raise StructureError(f"structure {index}: a labeled structure needs its DFT results")
+            try:
+                self.validate(atoms)
+            except StructureError as error:
+                raise StructureError(f"structure {index} ({origin_list[index]}): {error}") from None
+        known = self._known_hashes() if skip_duplicates else set()
+        ids: list[int] = []
+        with self.connector.transaction() as db:
+            for index, atoms in enumerate(structures):
+                fingerprint = structure_hash(atoms)
+                if fingerprint in known:
+                    continue
+                known.add(fingerprint)
+                kvp = dict(extra_keys[index]) if extra_keys else {}
+                kvp.update(
+                    {
+                        keys.STATUS: status,
+                        keys.ITERATION: int(iteration),
+                        keys.ORIGIN: origin_list[index],
+                        keys.STRUCTURE_HASH: fingerprint,
+                    }
+                )
+                row_data = data[index] if data else None
+                stored = atoms if status == keys.LABELED else _without_calculator(atoms)
+                ids.append(db.write(stored, key_value_pairs=kvp, data=row_data))
+        return ids
+
+    def _known_hashes(self) -> set[str]:
+        return {row.get(keys.STRUCTURE_HASH) for row in self.connector.db.select(columns=["key_value_pairs"])}  # noqa: E501
+
+    def set_status(
+        self,
+        ids: Sequence[int],
+        new_status: str,
+        extra_keys: dict[str, Any] | None = None,
+    ) -> None:
+        """Move rows to `new_status` in one transaction, refusing any illegal transition."""
+        with self.connector.transaction() as db:
+            for row_id in ids:
+                current = db.get(id=row_id).get(keys.STATUS)
+                check_transition(current, new_status)
+                db.update(row_id, **{keys.STATUS: new_status, **(extra_keys or {})})
+
+    def store_results(self, results: Sequence[LabelUpdate]) -> None:
+        """Write a batch of finished DFT outcomes (labels or failures) in one transaction."""
+        with self.connector.transaction() as db:
+            for result in results:
+                row = db.get(id=result.id)
+                check_transition(row.get(keys.STATUS), result.status)
+                update_keys = {keys.STATUS: result.status, **result.extra_keys}
+                data = {**row.get("data", {}), **result.data}
+                if result.status == keys.LABELED:
+                    atoms = _labeled_atoms(row.toatoms(), result)
+                    db.update(result.id, atoms=atoms, data=data, **update_keys)
+                else:
+                    db.update(result.id, data=data, **update_keys)
+
+    def get(self, row_id: int) -> StructureRecord:
+        return _record(self.connector.db.get(id=row_id))
+
+    def select(self, **filters: Any) -> list[StructureRecord]:
+        return [_record(row) for row in self.connector.db.select(**filters)]
+
+    def ids(self, **filters: Any) -> list[int]:
+        return [row.id for row in self.connector.db.select(columns=["id"], **filters)]
+
+    def count(self, **filters: Any) -> int:
+        return int(self.connector.db.count(**filters))
+
+    def status_counts(self) -> Counter[tuple[int, str]]:
+        """Number of rows per (iteration, status)."""
+        counts: Counter[tuple[int, str]] = Counter()
+        for row in self.connector.db.select(columns=["key_value_pairs"]):
+            counts[(int(row.get(keys.ITERATION, -1)), str(row.get(keys.STATUS)))] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class LabelUpdate:
+    """The outcome of labeling one row: `labeled` with energy/forces(/stress), or `failed`."""
+
+    id: int
+    status: str
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    extra_keys: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _labeled_atoms(atoms: Atoms, result: LabelUpdate) -> Atoms:
+    if result.energy is None or result.forces is None:
+        raise ValueError(f"row {result.id}: a label needs energy and forces")
+    forces = np.asarray(result.forces, dtype=float)
+    if forces.shape != (len(atoms), 3) or not np.all(np.isfinite(forces)):
+        raise ValueError(f"row {result.id}: forces must be finite with shape ({len(atoms)}, 3)")
+    if not np.isfinite(result.energy):
+        raise ValueError(f"row {result.id}: energy is not finite")
+    results: dict[str, Any] = {"energy": float(result.energy), "forces": forces}
+    if result.stress is not None:
+        results["stress"] = np.asarray(result.stress, dtype=float)
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    return atoms
+
+
+def _without_calculator(atoms: Atoms) -> Atoms:
+    copy = atoms.copy()
+    copy.calc = None
+    return copy
+
+
+def _record(row: Any) -> StructureRecord:
+    return StructureRecord(
+        id=row.id,
+        atoms=row.toatoms(),
+        status=row.get(keys.STATUS),
+        iteration=int(row.get(keys.ITERATION, -1)),
+        origin=str(row.get(keys.ORIGIN, "")),
+        key_value_pairs=dict(row.key_value_pairs),
+        data=dict(row.get("data", {})),
+    )

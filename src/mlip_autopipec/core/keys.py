@@ -1,0 +1,34 @@
+"""Names of the ase.db keys and the status life cycle, kept in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+STATUS: Final = "status"
+ITERATION: Final = "iteration"
+ORIGIN: Final = "origin"
+REASON: Final = "reason"
+DFT_ATTEMPTS: Final = "dft_attempts"
+DFT_WALL_TIME: Final = "dft_wall_time"
+SPLIT: Final = "split"
+STRUCTURE_HASH: Final = "structure_hash"
+
+CANDIDATE: Final = "candidate"
+SELECTED: Final = "selected"
+LABELING: Final = "labeling"
+LABELED: Final = "labeled"
+FAILED: Final = "failed"
+REJECTED: Final = "rejected"
+
+STATUSES: Final = (CANDIDATE, SELECTED, LABELING, LABELED, FAILED, REJECTED)
+
+# Which status may follow which. `labeling -> selected` requeues a run that was killed;
+# `failed -> selected` is a deliberate retry by the user. Nothing leaves `labeled`.
+ALLOWED_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
+    CANDIDATE: frozenset({SELECTED, REJECTED}),
+    SELECTED: frozenset({LABELING, REJECTED}),
+    LABELING: frozenset({LABELED, FAILED, SELECTED}),
+    FAILED: frozenset({SELECTED}),
+    REJECTED: frozenset(),
+    LABELED: frozenset(),
+}

@@ -1,0 +1,107 @@
+"""What to compute: a pw.x input from an Atoms object, the DFT config and recovery overrides."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.io.espresso import write_espresso_in
+
+from mlip_autopipec.config import DFTConfig
+
+SOFT_LIMIT_FRACTION = 0.9  # pw.x checks max_seconds between SCF steps: leave headroom
+
+
+@dataclass(frozen=True)
+class SCFParameters:
+    """The settings the recovery ladder may change between attempts."""
+
+    mixing_beta: float
+    electron_maxstep: int
+    mixing_mode: str = "plain"
+    diagonalization: str = "david"
+    timeout: float = 3600.0
+
+    @classmethod
+    def from_config(cls, dft: DFTConfig) -> SCFParameters:
+        return cls(
+            mixing_beta=dft.mixing_beta,
+            electron_maxstep=dft.electron_maxstep,
+            timeout=dft.timeout,
+        )
+
+    def changed(self, **changes: Any) -> SCFParameters:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PwInput:
+    text: str
+    kpts: tuple[int, int, int]
+    max_seconds: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def kpoint_mesh(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
+    """Monkhorst-Pack mesh with spacing `kspacing` (1/Å, 2π included); 1 along non-periodic axes."""
+    reciprocal = 2 * math.pi * atoms.cell.reciprocal()
+    mesh = []
+    for axis in range(3):
+        length = float(np.linalg.norm(reciprocal[axis]))
+        periodic = bool(atoms.pbc[axis]) and length > 0
+        mesh.append(max(1, math.ceil(length / kspacing - 1e-9)) if periodic else 1)
+    return mesh[0], mesh[1], mesh[2]
+
+
+def max_seconds_for(timeout: float) -> int:
+    """pw.x's own soft limit, safely below the hard timeout so it can stop cleanly."""
+    return max(1, int(min(SOFT_LIMIT_FRACTION * timeout, timeout - 30)))
+
+
+def write_pw_input(atoms: Atoms, dft: DFTConfig, scf: SCFParameters) -> PwInput:
+    symbols = sorted(set(atoms.get_chemical_symbols()))
+    missing = [s for s in symbols if s not in dft.pseudopotentials]
+    if missing:
+        raise ValueError(f"no pseudopotential configured for {', '.join(missing)}")
+    max_seconds = max_seconds_for(scf.timeout)
+    system: dict[str, Any] = {
+        "ecutwfc": dft.ecutwfc,
+        "ecutrho": dft.ecutrho if dft.ecutrho is not None else 4 * dft.ecutwfc,
+        "occupations": dft.occupations,
+    }
+    if dft.occupations == "smearing":
+        system.update(smearing=dft.smearing, degauss=dft.degauss)
+    input_data = {
+        "control": {
+            "calculation": "scf",
+            "prefix": "pwscf",
+            "outdir": "./tmp",
+            "pseudo_dir": str(dft.pseudo_dir),
+            "tprnfor": True,
+            "tstress": True,
+            "max_seconds": max_seconds,
+            "disk_io": "none",
+        },
+        "system": system,
+        "electrons": {
+            "conv_thr": dft.conv_thr,
+            "mixing_beta": scf.mixing_beta,
+            "mixing_mode": scf.mixing_mode,
+            "electron_maxstep": scf.electron_maxstep,
+            "diagonalization": scf.diagonalization,
+        },
+    }
+    kpts = kpoint_mesh(atoms, dft.kspacing)
+    buffer = io.StringIO()
+    write_espresso_in(
+        buffer,
+        atoms,
+        input_data=input_data,
+        pseudopotentials={s: dft.pseudopotentials[s] for s in symbols},
+        kpts=kpts,
+    )
+    return PwInput(text=buffer.getvalue(), kpts=kpts, max_seconds=max_seconds)
