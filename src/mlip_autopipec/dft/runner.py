@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
-import subprocess
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +11,7 @@ from typing import Any
 from ase import Atoms
 
 from mlip_autopipec.config import DFTConfig
+from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executable, run_process
 from mlip_autopipec.dft.inputs import SCFParameters, write_pw_input
 from mlip_autopipec.dft.parser import ErrorCode, PwResult, parse_pw_output
 from mlip_autopipec.dft.recovery import RecoveryHandler
@@ -24,20 +21,6 @@ logger = logging.getLogger(__name__)
 INPUT_NAME = "pw.in"
 OUTPUT_NAME = "pw.out"
 ERROR_NAME = "pw.err"
-
-
-class ExecutableNotFoundError(RuntimeError):
-    """A program named in the config is not on PATH or not executable."""
-
-
-def resolve_executable(name: str) -> str:
-    """Absolute path of an executable given by name (searched on PATH) or by path."""
-    found = shutil.which(name)
-    if found is None:
-        raise ExecutableNotFoundError(
-            f"{name!r} not found or not executable; install it or give its full path in the config"
-        )
-    return str(Path(found).resolve())
 
 
 @dataclass(frozen=True)
@@ -89,41 +72,6 @@ class LabelOutcome:
         return sum(attempt.wall_time for attempt in self.attempts)
 
 
-def run_process(argv: list[str], run_dir: Path, timeout: float) -> tuple[int | None, float]:
-    """Run argv in run_dir with stdout/stderr to files; kill its whole process group on timeout.
-
-    Returns (returncode or None when killed, wall seconds).
-    """
-    start = time.perf_counter()
-    with open(run_dir / OUTPUT_NAME, "wb") as out, open(run_dir / ERROR_NAME, "wb") as err:
-        process = subprocess.Popen(  # noqa: S603 - argv is a list of resolved paths, no shell
-            argv,
-            cwd=run_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
-        )
-        try:
-            returncode: int | None = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            returncode = None
-        except BaseException:
-            _kill_group(process)
-            raise
-    return returncode, time.perf_counter() - start
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 class QERunner:
     """One pw.x attempt: write the input, run, parse. The profile says how to launch it."""
 
@@ -139,7 +87,9 @@ class QERunner:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         (run_dir / INPUT_NAME).write_text(write_pw_input(atoms, self.dft, scf).text)
-        returncode, wall = run_process(self.profile.argv(), run_dir, scf.timeout)
+        returncode, wall = run_process(
+            self.profile.argv(), run_dir, scf.timeout, OUTPUT_NAME, ERROR_NAME
+        )
         shutil.rmtree(run_dir / "tmp", ignore_errors=True)  # wavefunctions: large, not needed
         text = (run_dir / OUTPUT_NAME).read_text(errors="replace")
         result = parse_pw_output(text, returncode)

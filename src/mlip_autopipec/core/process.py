@@ -1,0 +1,68 @@
+"""Running external programs safely: resolved executables, no shell, group-wide timeouts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+class ExecutableNotFoundError(RuntimeError):
+    """A program named in the config is not on PATH or not executable."""
+
+
+def resolve_executable(name: str) -> str:
+    """Absolute path of an executable given by name (searched on PATH) or by path."""
+    found = shutil.which(name)
+    if found is None:
+        raise ExecutableNotFoundError(
+            f"{name!r} not found or not executable; install it or give its full path in the config"
+        )
+    return str(Path(found).resolve())
+
+
+def run_process(
+    argv: list[str],
+    cwd: Path,
+    timeout: float,
+    stdout_name: str,
+    stderr_name: str,
+    env: dict[str, str] | None = None,
+) -> tuple[int | None, float]:
+    """Run argv in cwd, stdout/stderr to files there; on timeout kill its whole process group.
+
+    Never uses a shell. Returns (exit code, or None when it was killed at the timeout; wall s).
+    """
+    start = time.perf_counter()
+    environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    environment.update(env or {})
+    with open(cwd / stdout_name, "wb") as out, open(cwd / stderr_name, "wb") as err:
+        process = subprocess.Popen(  # noqa: S603 - an argument list of resolved paths, no shell
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            env=environment,
+        )
+        try:
+            returncode: int | None = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_process_group(process)
+            returncode = None
+        except BaseException:
+            kill_process_group(process)
+            raise
+    return returncode, time.perf_counter() - start
+
+
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
