@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +210,25 @@ class DatabaseManager:
                 current = db.get(id=row_id).get(keys.STATUS)
                 check_transition(current, new_status)
                 db.update(row_id, **{keys.STATUS: new_status, **(extra_keys or {})})
+
+    def annotate(
+        self,
+        key_values: Mapping[int, dict[str, Any]] | None = None,
+        data: Mapping[int, dict[str, Any]] | None = None,
+    ) -> None:
+        """Set keys and merge data entries per row, in one transaction; statuses are untouched."""
+        key_values = key_values or {}
+        data = data or {}
+        with self.connector.transaction() as db:
+            for row_id in sorted(set(key_values) | set(data)):
+                new_keys = key_values.get(row_id, {})
+                if keys.STATUS in new_keys:
+                    raise StatusTransitionError("annotate does not change statuses; use set_status")
+                if row_id in data:
+                    merged = {**db.get(id=row_id).get("data", {}), **data[row_id]}
+                    db.update(row_id, data=merged, **new_keys)
+                else:
+                    db.update(row_id, **new_keys)
 
     def store_results(self, results: Sequence[LabelUpdate]) -> None:
         """Write a batch of finished DFT outcomes (labels or failures) in one transaction."""

@@ -12,6 +12,12 @@ DFT_ATTEMPTS: Final = "dft_attempts"
 DFT_WALL_TIME: Final = "dft_wall_time"
 SPLIT: Final = "split"
 STRUCTURE_HASH: Final = "structure_hash"
+SURROGATE_MODEL: Final = "surrogate_model"
+SURROGATE_ENERGY: Final = "surrogate_energy"  # eV/atom predicted by the surrogate
+SURROGATE_MAX_FORCE: Final = "surrogate_max_force"  # eV/Å predicted by the surrogate
+SELECTION_RANK: Final = "selection_rank"  # order of a farthest-point pick within its iteration
+SELECTION_DISTANCE: Final = "selection_distance"  # its distance to earlier picks / labeled data
+DESCRIPTOR: Final = "descriptor"  # row data: the surrogate's descriptor vector
 
 CANDIDATE: Final = "candidate"
 SELECTED: Final = "selected"

@@ -13,7 +13,9 @@ from ase.io.espresso import write_espresso_in
 
 from mlip_autopipec.config import DFTConfig
 
-SOFT_LIMIT_FRACTION = 0.9  # pw.x checks max_seconds between SCF steps: leave headroom
+# pw.x checks max_seconds only between SCF steps: leave 10% (at most 30 s) of headroom
+SOFT_LIMIT_MARGIN_FRACTION = 0.1
+SOFT_LIMIT_MARGIN_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def kpoint_mesh(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
 
 def max_seconds_for(timeout: float) -> int:
     """pw.x's own soft limit, safely below the hard timeout so it can stop cleanly."""
-    return max(1, int(min(SOFT_LIMIT_FRACTION * timeout, timeout - 30)))
+    margin = min(SOFT_LIMIT_MARGIN_FRACTION * timeout, SOFT_LIMIT_MARGIN_MAX)
+    return max(1, int(timeout - margin))
 
 
 def write_pw_input(atoms: Atoms, dft: DFTConfig, scf: SCFParameters) -> PwInput:

@@ -49,7 +49,7 @@ ERROR_MARKERS: tuple[tuple[re.Pattern[str], ErrorCode], ...] = tuple(
 _ANY_ERROR = re.compile(r"Error in routine\s+(\S+)\s*\((\s*-?\d+)\):\s*\n\s*(.+)")
 _CONVERGED = re.compile(r"convergence has been achieved in\s+(\d+)\s+iterations")
 _SCF_STEP = re.compile(r"iteration #\s*(\d+)")
-_JOB_DONE = re.compile(r"JOB DONE")
+_JOB_DONE = re.compile(r"^\s*JOB DONE\.\s*$", re.MULTILINE)
 _WALL = re.compile(r"PWSCF\s*:.*?CPU\s+(?:(\d+)h\s*)?(?:(\d+)m\s*)?([\d.]+)s\s+WALL")
 
 
@@ -122,7 +122,7 @@ def parse_pw_output(text: str, returncode: int | None = 0) -> PwResult:
     errors = detect_errors(text, returncode)
     converged = bool(_CONVERGED.search(text)) and ErrorCode.SCF_NOT_CONVERGED not in errors
     energy, forces, stress = _read_numbers(text) if converged else (None, None, None)
-    if converged and energy is None:
+    if (converged and energy is None) or (not converged and not errors):
         errors.add(ErrorCode.UNPARSABLE)
     return PwResult(
         converged=converged,

@@ -51,7 +51,7 @@ class TaskQueue:
                 n_workers=self.compute.n_workers,
                 threads_per_worker=self.compute.threads_per_worker,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
             )
             self._client = Client(self._cluster)
         return self

@@ -1,0 +1,177 @@
+"""Phase B with the real pw.x (Debian package) on small Si cells, plus fakes for hard faults."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from mlip_autopipec.config import MLIPConfig, config_from_dict
+from mlip_autopipec.core import keys
+from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.labeling import label_selected
+
+pytestmark = pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
+
+FAKE_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_faulty.py"
+
+
+def make_config(tmp_path: Path, config_dict: dict[str, Any], **dft: Any) -> MLIPConfig:
+    config_dict["dft"].update(dft)
+    config_dict["workflow"] = {"work_dir": str(tmp_path / "work")}
+    return config_from_dict(config_dict, base_dir=tmp_path)
+
+
+def si2(seed: int) -> Atoms:
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+def si8(seed: int) -> Atoms:
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+def select(config: MLIPConfig, structures: list[Atoms]) -> list[int]:
+    return open_database(config).add_structures(structures, keys.SELECTED, 0, "test")
+
+
+def attempt_dirs(config: MLIPConfig) -> list[Path]:
+    return sorted((config.workflow.work_dir / "dft").glob("*/attempt_*"))
+
+
+def test_real_pw_labels_si2_and_si8_once(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    config = make_config(tmp_path, config_dict)
+    ids = select(config, [si2(1), si8(2)])
+    summary = label_selected(config)
+    assert (summary.labeled, summary.failed) == (2, 0)
+    assert summary.dft_wall_time > 0
+    database = open_database(config)
+    for row_id, natoms in zip(ids, (2, 8), strict=True):
+        record = database.get(row_id)
+        assert record.status == keys.LABELED
+        assert record.key_value_pairs[keys.DFT_ATTEMPTS] == 1
+        forces = record.atoms.get_forces()
+        assert forces.shape == (natoms, 3) and np.all(np.isfinite(forces))
+        assert -110 * natoms < record.atoms.get_potential_energy() < -100 * natoms  # Si, eV
+        assert record.atoms.get_stress().shape == (6,)
+    runs_before = attempt_dirs(config)
+    again = label_selected(config)
+    assert again.queued == 0 and attempt_dirs(config) == runs_before
+
+
+def test_unconverged_scf_is_not_stored_as_label(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    config = make_config(tmp_path, config_dict, electron_maxstep=1, recovery=False)
+    [row_id] = select(config, [si2(3)])
+    summary = label_selected(config)
+    record = open_database(config).get(row_id)
+    assert summary.failed == 1 and record.status == keys.FAILED
+    assert "scf_not_converged" in record.key_value_pairs[keys.REASON]
+    assert record.atoms.calc is None
+
+
+def test_recovery_ladder_turns_a_failure_into_a_label(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    config = make_config(tmp_path, config_dict, electron_maxstep=1, max_retries=3)
+    [row_id] = select(config, [si2(4)])
+    label_selected(config)
+    record = open_database(config).get(row_id)
+    assert record.status == keys.LABELED
+    attempts = record.data[keys.DFT_ATTEMPTS]
+    assert len(attempts) >= 2 and record.key_value_pairs[keys.DFT_ATTEMPTS] == len(attempts)
+    assert "scf_not_converged" in attempts[0]["errors"]
+    assert attempts[0]["correction"] == "mixing_beta 0.7 -> 0.35, electron_maxstep 1 -> 50"
+    assert attempts[-1]["errors"] == [] and attempts[-1]["parameters"]["mixing_beta"] == 0.35
+
+
+def test_missing_pseudopotential_is_a_classified_failure(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    pseudo_dir = tmp_path / "pseudo"
+    pseudo_dir.mkdir()
+    shutil.copy("/usr/share/espresso/pseudo/Si.pbe-rrkj.UPF", pseudo_dir / "Si.local.UPF")
+    config = make_config(
+        tmp_path, config_dict, pseudo_dir=str(pseudo_dir), pseudopotentials={"Si": "Si.local.UPF"}
+    )
+    (pseudo_dir / "Si.local.UPF").unlink()  # disappears after validation, as on a cluster
+    [row_id] = select(config, [si2(5)])
+    label_selected(config)
+    record = open_database(config).get(row_id)
+    assert record.status == keys.FAILED
+    reason = record.key_value_pairs[keys.REASON]
+    assert "pseudopotential" in reason and "Si.local.UPF not found" in reason
+    assert record.key_value_pairs[keys.DFT_ATTEMPTS] == 1  # not retried: nothing to correct
+
+
+def test_hang_crash_and_garbage_fail_cleanly_while_the_batch_goes_on(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    command = [sys.executable, str(FAKE_PW), "1=hang,3=crash,4=garbage", shutil.which("pw.x")]
+    config = make_config(tmp_path, config_dict, command=command, timeout=8)
+    one = Atoms("Si", cell=[2.7, 2.7, 2.7], pbc=True)
+    three = Atoms("Si3", scaled_positions=[[0, 0, 0], [0.33, 0.33, 0], [0.66, 0.66, 0]],
+                  cell=[6, 6, 3], pbc=True)
+    four = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
+    ids = select(config, [one, si2(6), three, four])
+    summary = label_selected(config)
+    database = open_database(config)
+    reasons = {row_id: database.get(row_id).key_value_pairs.get(keys.REASON, "") for row_id in ids}
+    statuses = [database.get(row_id).status for row_id in ids]
+    assert statuses == [keys.FAILED, keys.LABELED, keys.FAILED, keys.FAILED]
+    assert "timeout_killed" in reasons[ids[0]]
+    assert "nonzero_exit" in reasons[ids[2]] and "interrupted" in reasons[ids[2]]
+    assert "unparsable" in reasons[ids[3]] or "interrupted" in reasons[ids[3]]
+    assert summary.labeled == 1 and summary.failed == 3
+    child_pid = int((attempt_dirs(config)[0] / "child.pid").read_text())
+    assert not Path(f"/proc/{child_pid}").exists() or _is_zombie(child_pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    return " Z " in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_sigkill_during_a_batch_loses_nothing_and_repeats_nothing(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    config_dict["compute"] = {"n_workers": 1}
+    config = make_config(tmp_path, config_dict)
+    config_path = tmp_path / "config.yaml"
+    import yaml
+
+    config_path.write_text(yaml.safe_dump({**config_dict, "workflow": {"work_dir": "work"}}))
+    ids = select(config, [si2(10 + i) for i in range(5)])
+    cli = [sys.executable, "-m", "mlip_autopipec", "label", str(config_path)]
+    process = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = open_database(config)
+    deadline = time.monotonic() + 300
+    while database.count(status=keys.LABELED) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # waiting for a state to be reached, not for a race to settle
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {r.id: r for r in database.select(status=keys.LABELED)}
+    assert len(before) >= 2
+    assert database.count(status=keys.LABELED) < len(ids), "killed too late to test resuming"
+
+    resumed = subprocess.run(cli, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    after = {r.id: r for r in database.select()}
+    assert all(r.status == keys.LABELED for r in after.values())
+    assert len(after) == len(ids)
+    for row_id, record in before.items():  # finished labels untouched, not recomputed
+        assert after[row_id].atoms.get_potential_energy() == record.atoms.get_potential_energy()
+        assert after[row_id].data == record.data
+    for row_id in ids:
+        assert len(list((config.workflow.work_dir / "dft" / f"{row_id:06d}").iterdir())) == 1

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlip_autopipec.config import ConfigError, MLIPConfig, config_from_dict, load_config
+from mlip_autopipec.config.example import EXAMPLE_CONFIG
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def problems_of(data: Any, base_dir: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data, base_dir=base_dir)
+    return caught.value.problems
+
+
+def test_bundled_example_is_valid() -> None:
+    config = load_config(REPO / "examples/si/config.yaml")
+    assert config.system.elements == ["Si"]
+    assert config.dft.ecutwfc == 24.0 and config.dft.ecutrho == 96.0
+    assert config.workflow.work_dir == REPO / "examples/si/work"
+
+
+def test_init_template_is_the_bundled_example() -> None:
+    assert EXAMPLE_CONFIG == (REPO / "examples/si/config.yaml").read_text()
+
+
+def test_minimal_config_gets_defaults(config_dict: dict[str, Any], tmp_path: Path) -> None:
+    config = config_from_dict(config_dict, base_dir=tmp_path)
+    assert isinstance(config, MLIPConfig)
+    assert config.workflow.database_path == tmp_path / "work" / "mlip.db"
+    assert config.inference.gamma_lower < config.inference.gamma_upper
+
+
+def test_relative_paths_resolve_against_config_folder(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    config_dict["workflow"] = {"work_dir": "runs/a", "database": "db/x.db"}
+    config = config_from_dict(config_dict, base_dir=tmp_path)
+    assert config.workflow.work_dir == tmp_path / "runs/a"
+    assert config.workflow.database_path == tmp_path / "db/x.db"
+
+
+def test_config_is_frozen(config_dict: dict[str, Any]) -> None:
+    config = config_from_dict(config_dict)
+    with pytest.raises(ValueError):
+        config.dft.ecutwfc = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "expected_path"),
+    [
+        ("inference", {"temperatures": [300, -5]}, "inference.temperatures.1"),
+        ("inference", {"gamma_lower": 5, "gamma_upper": 2}, "inference"),
+        ("system", {"elements": ["Xx"]}, "system.elements"),
+        ("dft", {"ecutwfc": -1}, "dft.ecutwfc"),
+        ("dft", {"ecutwfc": 30, "ecutrho": 60}, "dft"),
+        ("dft", {"pseudopotentials": {"Si": "missing.UPF"}}, "dft.pseudopotentials"),
+        ("dft", {"pseudopotentials": {"Si": "Si.UPF\n/\n&system"}}, "dft.pseudopotentials"),
+        ("dft", {"kspacing": 0}, "dft.kspacing"),
+        ("training", {"cutoff": 0}, "training.cutoff"),
+        ("training", {"kappa": 1.5}, "training.kappa"),
+        ("workflow", {"max_iterations": 0}, "workflow.max_iterations"),
+        ("compute", {"n_workers": 0}, "compute.n_workers"),
+        ("exploration", {"selection": {"n_select": -1}}, "exploration.selection.n_select"),
+    ],
+)
+def test_each_constraint_names_its_field(
+    config_dict: dict[str, Any], section: str, change: dict[str, Any], expected_path: str
+) -> None:
+    config_dict.setdefault(section, {}).update(change)
+    problems = problems_of(config_dict)
+    assert any(p.startswith(expected_path + ":") for p in problems), problems
+
+
+def test_pseudopotential_needed_for_every_element(config_dict: dict[str, Any]) -> None:
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    problems = problems_of(config_dict)
+    assert any(p.startswith("dft:") and "Ge" in p for p in problems), problems
+
+
+def test_unknown_key_and_wrong_type_are_reported_together(config_dict: dict[str, Any]) -> None:
+    config_dict["dft"]["ecutwfcc"] = 30
+    config_dict["inference"] = {"steps": "many"}
+    problems = problems_of(config_dict)
+    assert any(p.startswith("dft.ecutwfcc:") for p in problems)
+    assert any(p.startswith("inference.steps:") for p in problems)
+
+
+def test_missing_section(config_dict: dict[str, Any]) -> None:
+    del config_dict["dft"]
+    assert any(p.startswith("dft:") for p in problems_of(config_dict))
+
+
+def test_malformed_yaml_is_one_clean_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("system: {elements: [Si]\ndft: : :\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("(yaml): malformed YAML at line")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+
+
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+section_names = st.sampled_from(
+    ["system", "exploration", "dft", "training", "inference", "workflow", "compute", "other"]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(yaml_values, st.dictionaries(section_names, yaml_values, max_size=7)))
+def test_fuzzed_input_gives_only_clean_validation_errors(data: Any) -> None:
+    try:
+        config_from_dict(data)
+    except ConfigError as error:
+        assert error.problems
+        assert all(isinstance(p, str) and ": " in p for p in error.problems)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_fuzzed_yaml_text_gives_only_config_errors(tmp_path_factory: Any, text: str) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "c.yaml"
+    path.write_text(text)
+    try:
+        load_config(path)
+    except ConfigError as error:
+        assert error.problems
+
+
+FIELDS = [
+    (section, name)
+    for section, info in MLIPConfig.model_fields.items()
+    for name in getattr(info.annotation, "model_fields", {})
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FIELDS), yaml_values)
+def test_valid_config_with_one_field_fuzzed(field: tuple[str, str], value: Any) -> None:
+    from tests.conftest import MINIMAL_CONFIG
+    import copy
+
+    data = copy.deepcopy(MINIMAL_CONFIG)
+    section, name = field
+    data.setdefault(section, {})[name] = value
+    try:
+        config_from_dict(data)
+    except ConfigError as error:
+        assert any(p.startswith(section) for p in error.problems), error.problems
