@@ -18,7 +18,8 @@ import time
 
 
 def atom_count(input_path: str) -> int:
-    text = open(input_path).read()
+    with open(input_path) as handle:
+        text = handle.read()
     return int(re.search(r"nat\s*=\s*(\d+)", text).group(1))
 
 

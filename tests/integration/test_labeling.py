@@ -72,7 +72,9 @@ def test_real_pw_labels_si2_and_si8_once(tmp_path: Path, config_dict: dict[str, 
     assert again.queued == 0 and attempt_dirs(config) == runs_before
 
 
-def test_unconverged_scf_is_not_stored_as_label(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+def test_unconverged_scf_is_not_stored_as_label(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
     config = make_config(tmp_path, config_dict, electron_maxstep=1, recovery=False)
     [row_id] = select(config, [si2(3)])
     summary = label_selected(config)
@@ -122,8 +124,12 @@ def test_hang_crash_and_garbage_fail_cleanly_while_the_batch_goes_on(
     command = [sys.executable, str(FAKE_PW), "1=hang,3=crash,4=garbage", shutil.which("pw.x")]
     config = make_config(tmp_path, config_dict, command=command, timeout=8)
     one = Atoms("Si", cell=[2.7, 2.7, 2.7], pbc=True)
-    three = Atoms("Si3", scaled_positions=[[0, 0, 0], [0.33, 0.33, 0], [0.66, 0.66, 0]],
-                  cell=[6, 6, 3], pbc=True)
+    three = Atoms(
+        "Si3",
+        scaled_positions=[[0, 0, 0], [0.33, 0.33, 0], [0.66, 0.66, 0]],
+        cell=[6, 6, 3],
+        pbc=True,
+    )
     four = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
     ids = select(config, [one, si2(6), three, four])
     summary = label_selected(config)

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +27,7 @@ def test_bundled_example_is_valid() -> None:
 
 
 def test_init_template_is_the_bundled_example() -> None:
-    assert EXAMPLE_CONFIG == (REPO / "examples/si/config.yaml").read_text()
+    assert (REPO / "examples/si/config.yaml").read_text() == EXAMPLE_CONFIG
 
 
 def test_minimal_config_gets_defaults(config_dict: dict[str, Any], tmp_path: Path) -> None:
@@ -38,7 +37,9 @@ def test_minimal_config_gets_defaults(config_dict: dict[str, Any], tmp_path: Pat
     assert config.inference.gamma_lower < config.inference.gamma_upper
 
 
-def test_relative_paths_resolve_against_config_folder(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+def test_relative_paths_resolve_against_config_folder(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
     config_dict["workflow"] = {"work_dir": "runs/a", "database": "db/x.db"}
     config = config_from_dict(config_dict, base_dir=tmp_path)
     assert config.workflow.work_dir == tmp_path / "runs/a"
@@ -115,8 +116,9 @@ yaml_scalars = st.one_of(
 )
 yaml_values = st.recursive(
     yaml_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 section_names = st.sampled_from(
@@ -155,8 +157,9 @@ FIELDS = [
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(FIELDS), yaml_values)
 def test_valid_config_with_one_field_fuzzed(field: tuple[str, str], value: Any) -> None:
-    from tests.conftest import MINIMAL_CONFIG
     import copy
+
+    from tests.conftest import MINIMAL_CONFIG
 
     data = copy.deepcopy(MINIMAL_CONFIG)
     section, name = field

@@ -8,8 +8,8 @@ from ase.build import bulk, fcc111
 
 from mlip_autopipec.config import config_from_dict
 from mlip_autopipec.dft.inputs import SCFParameters, kpoint_mesh, max_seconds_for, write_pw_input
-from mlip_autopipec.dft.recovery import RecoveryHandler
 from mlip_autopipec.dft.parser import ErrorCode
+from mlip_autopipec.dft.recovery import RecoveryHandler
 
 
 def test_kpoint_mesh_from_spacing_includes_two_pi() -> None:
@@ -33,7 +33,9 @@ def test_max_seconds_stays_below_the_hard_timeout() -> None:
 
 def test_input_has_forces_stress_and_pseudopotentials(config_dict: dict[str, Any]) -> None:
     config = config_from_dict(config_dict)
-    text = write_pw_input(bulk("Si", "diamond", a=5.43), config.dft, SCFParameters.from_config(config.dft)).text
+    text = write_pw_input(
+        bulk("Si", "diamond", a=5.43), config.dft, SCFParameters.from_config(config.dft)
+    ).text
     assert "tprnfor          = .true." in text and "tstress          = .true." in text
     assert "Si.pbe-rrkj.UPF" in text
     assert "max_seconds      = 108" in text

@@ -69,11 +69,23 @@ def test_garbage_is_not_a_label() -> None:
 @pytest.mark.parametrize(
     ("snippet", "code"),
     [
-        ("     Error in routine cdiaghg (12):\n     problems computing cholesky\n", ErrorCode.DIAGONALIZATION),
-        ("     Error in routine rdiaghg (3):\n     S matrix not positive definite\n", ErrorCode.DIAGONALIZATION),
-        ("     Error in routine c_bands (1):\n     too many bands are not converged\n", ErrorCode.TOO_MANY_BANDS_NOT_CONVERGED),
+        (
+            "     Error in routine cdiaghg (12):\n     problems computing cholesky\n",
+            ErrorCode.DIAGONALIZATION,
+        ),
+        (
+            "     Error in routine rdiaghg (3):\n     S matrix not positive definite\n",
+            ErrorCode.DIAGONALIZATION,
+        ),
+        (
+            "     Error in routine c_bands (1):\n     too many bands are not converged\n",
+            ErrorCode.TOO_MANY_BANDS_NOT_CONVERGED,
+        ),
         ("     Error in routine electrons (1):\n     charge is wrong\n", ErrorCode.CHARGE_WRONG),
-        ("     Error in routine read_upf (1):\n     file not readable\n", ErrorCode.PSEUDOPOTENTIAL),
+        (
+            "     Error in routine read_upf (1):\n     file not readable\n",
+            ErrorCode.PSEUDOPOTENTIAL,
+        ),
         ("     Error in routine something (1):\n     unexpected\n", ErrorCode.OTHER_ERROR),
     ],
 )

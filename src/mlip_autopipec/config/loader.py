@@ -33,11 +33,11 @@ def format_validation_error(error: ValidationError) -> list[str]:
     return problems
 
 
-def config_from_dict(
-    data: Any, base_dir: Path | None = None, source: str = "config"
-) -> MLIPConfig:
+def config_from_dict(data: Any, base_dir: Path | None = None, source: str = "config") -> MLIPConfig:
     if not isinstance(data, Mapping):
-        raise ConfigError([f"(top level): expected a mapping of sections, got {type(data).__name__}"], source)
+        raise ConfigError(
+            [f"(top level): expected a mapping of sections, got {type(data).__name__}"], source
+        )
     try:
         return MLIPConfig.model_validate(dict(data), context={"base_dir": base_dir})
     except ValidationError as error:

@@ -9,14 +9,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ase.db
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
-from ase.db.core import Database
+from ase.db.sqlite import SQLite3Database
 from ase.neighborlist import neighbor_list
 
 from mlip_autopipec.core import keys
@@ -115,14 +115,14 @@ class DatabaseConnector:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(self.path, timeout=20) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-        self._db: Database = ase.db.connect(str(self.path), type="db", append=True)
+        self._db = cast(SQLite3Database, ase.db.connect(str(self.path), type="db", append=True))
 
     @property
-    def db(self) -> Database:
+    def db(self) -> SQLite3Database:
         return self._db
 
     @contextmanager
-    def transaction(self) -> Iterator[Database]:
+    def transaction(self) -> Iterator[SQLite3Database]:
         """All writes inside happen in one SQLite transaction; an exception rolls them all back."""
         with self._db as db:
             yield db
@@ -168,7 +168,9 @@ class DatabaseManager:
         origin_list = [origins] * len(structures) if isinstance(origins, str) else list(origins)
         for index, atoms in enumerate(structures):
             if status == keys.LABELED and atoms.calc is None:
-                raise StructureError(f"structure {index}: a labeled structure needs its DFT results")
+                raise StructureError(
+                    f"structure {index}: a labeled structure needs its DFT results"
+                )
             try:
                 self.validate(atoms)
             except StructureError as error:
@@ -196,7 +198,10 @@ class DatabaseManager:
         return ids
 
     def _known_hashes(self) -> set[str]:
-        return {row.get(keys.STRUCTURE_HASH) for row in self.connector.db.select(columns=["key_value_pairs"])}  # noqa: E501
+        return {
+            row.get(keys.STRUCTURE_HASH)
+            for row in self.connector.db.select(columns=["key_value_pairs"])
+        }  # noqa: E501
 
     def set_status(
         self,
@@ -229,6 +234,20 @@ class DatabaseManager:
                     db.update(row_id, data=merged, **new_keys)
                 else:
                     db.update(row_id, **new_keys)
+
+    def set_keys(self, updates: dict[int, dict[str, Any]]) -> None:
+        """Set plain keys (e.g. the train/test split) on rows in one transaction.
+
+        Status, iteration, origin and the structure hash are not plain keys: they change only
+        through the methods that keep their rules.
+        """
+        protected = {keys.STATUS, keys.ITERATION, keys.ORIGIN, keys.STRUCTURE_HASH}
+        for row_id, values in updates.items():
+            if protected & set(values):
+                raise ValueError(f"row {row_id}: {', '.join(protected & set(values))} not settable")
+        with self.connector.transaction() as db:
+            for row_id, values in updates.items():
+                db.update(row_id, **values)
 
     def store_results(self, results: Sequence[LabelUpdate]) -> None:
         """Write a batch of finished DFT outcomes (labels or failures) in one transaction."""

@@ -94,7 +94,9 @@ class QERunner:
         text = (run_dir / OUTPUT_NAME).read_text(errors="replace")
         result = parse_pw_output(text, returncode)
         if returncode is None:
-            result = _with_error(result, ErrorCode.TIMEOUT_KILLED, f"killed after {scf.timeout:g} s")
+            result = _with_error(
+                result, ErrorCode.TIMEOUT_KILLED, f"killed after {scf.timeout:g} s"
+            )
         return result, returncode, wall
 
 

@@ -42,7 +42,9 @@ def check_label(atoms: Atoms, where: str) -> Atoms:
     if not np.isfinite(energy):
         raise StructureImportError(f"{where}: energy is not finite")
     if forces.shape != (len(atoms), 3):
-        raise StructureImportError(f"{where}: forces have shape {forces.shape}, expected ({len(atoms)}, 3)")
+        raise StructureImportError(
+            f"{where}: forces have shape {forces.shape}, expected ({len(atoms)}, 3)"
+        )
     if not np.all(np.isfinite(forces)):
         raise StructureImportError(f"{where}: forces are not finite")
     results = {"energy": float(energy), "forces": forces}
@@ -79,7 +81,9 @@ def export_labeled(config: MLIPConfig, out: Path) -> int:
     frames = []
     for record in records:
         atoms = record.atoms
-        atoms.info.update({"db_id": record.id, "iteration": record.iteration, "origin": record.origin})
+        atoms.info.update(
+            {"db_id": record.id, "iteration": record.iteration, "origin": record.origin}
+        )
         frames.append(atoms)
     out.parent.mkdir(parents=True, exist_ok=True)
     ase.io.write(out, frames, format="extxyz")

@@ -100,9 +100,7 @@ def _to_update(result: LabelOutcome | TaskFailure) -> LabelUpdate:
     )
 
 
-def _count(
-    summary: LabelingSummary, batch: list[Any], updates: list[LabelUpdate]
-) -> None:
+def _count(summary: LabelingSummary, batch: list[Any], updates: list[LabelUpdate]) -> None:
     for result, update in zip(batch, updates, strict=True):
         if update.status == keys.LABELED:
             summary.labeled += 1

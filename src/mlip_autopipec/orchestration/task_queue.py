@@ -80,7 +80,9 @@ class TaskQueue:
 
         if not items:
             return
-        scattered = {key: self._client.scatter(value, broadcast=True) for key, value in kwargs.items()}
+        scattered = {
+            key: self._client.scatter(value, broadcast=True) for key, value in kwargs.items()
+        }
         futures = [self._client.submit(function, *item, pure=False, **scattered) for item in items]
         item_of = {future.key: item for future, item in zip(futures, items, strict=True)}
         for batch in as_completed(futures).batches():
@@ -105,5 +107,7 @@ def _jobqueue_cluster(compute: ComputeConfig) -> Any:
     cluster_class = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[compute.jobqueue.kind])
     cluster = cluster_class(**compute.jobqueue.options)
     cluster.scale(jobs=compute.jobqueue.jobs)
-    logger.info("dask-jobqueue %s cluster with %d job(s)", compute.jobqueue.kind, compute.jobqueue.jobs)
+    logger.info(
+        "dask-jobqueue %s cluster with %d job(s)", compute.jobqueue.kind, compute.jobqueue.jobs
+    )
     return cluster

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ase.io
+import numpy as np
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from typer.testing import CliRunner
+
+from mlip_autopipec.cli import app
+from tests.conftest import write_config
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_validate_bundled_example() -> None:
+    result = runner.invoke(app, ["validate", str(REPO / "examples/si/config.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+
+def test_validate_names_every_problem(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    config_dict["inference"] = {"temperatures": [-300]}
+    config_dict["dft"]["pseudopotentials"] = {"Si": "Si.nothere.UPF"}
+    path = write_config(tmp_path, config_dict)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "inference.temperatures.0: Input should be greater than or equal to 0" in result.output
+    assert (
+        "dft.pseudopotentials: Si: " in result.output
+        and "Si.nothere.UPF not found" in result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_validate_malformed_yaml_and_unknown_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("system: [unclosed\n")
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2 and "malformed YAML" in result.output
+    assert "Traceback" not in result.output
+    bad.write_text("system: {elements: [Si]}\nsurprise: 1\n")
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2 and "surprise: Extra inputs are not permitted" in result.output
+
+
+def test_init_writes_a_config_that_validates(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "campaign")])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "campaign" / "config.yaml"
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 0
+    assert runner.invoke(app, ["init", str(tmp_path / "campaign")]).exit_code == 1
+
+
+def labeled_frames(count: int) -> list[Any]:
+    frames = []
+    for seed in range(count):
+        atoms = bulk("Si", "diamond", a=5.43)
+        atoms.rattle(0.05, seed=seed)
+        forces = np.random.default_rng(seed).normal(size=(2, 3))
+        atoms.calc = SinglePointCalculator(atoms, energy=-215.0 - seed, forces=forces)
+        frames.append(atoms)
+    return frames
+
+
+def test_add_status_and_export_round_trip(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    config = write_config(tmp_path, config_dict)
+    data = tmp_path / "data.extxyz"
+    ase.io.write(data, labeled_frames(3))
+    result = runner.invoke(app, ["add", str(config), str(data), "--labeled"])
+    assert result.exit_code == 0, result.output
+    assert "added 3 structure(s) as 'labeled'" in result.output
+    again = runner.invoke(app, ["add", str(config), str(data), "--labeled"])
+    assert "added 0 structure(s)" in again.output and "3 already present" in again.output
+    status = runner.invoke(app, ["status", str(config)])
+    assert status.exit_code == 0 and "labeled" in status.output
+    out = tmp_path / "out.extxyz"
+    assert runner.invoke(app, ["export", str(config), str(out)]).exit_code == 0
+    exported = ase.io.read(out, index=":")
+    assert len(exported) == 3
+    assert sorted(a.get_potential_energy() for a in exported) == [-217.0, -216.0, -215.0]
+    assert (tmp_path / "work" / "mlip-autopipe.log").exists()
+
+
+def test_add_labeled_refuses_bad_data_and_writes_nothing(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    config = write_config(tmp_path, config_dict)
+    frames = labeled_frames(2)
+    frames[1].calc.results["forces"] = np.full((2, 3), np.nan)
+    data = tmp_path / "bad.extxyz"
+    ase.io.write(data, frames)
+    result = runner.invoke(app, ["add", str(config), str(data), "--labeled"])
+    assert result.exit_code == 1 and "forces are not finite" in result.output
+    unlabeled = tmp_path / "plain.xyz"
+    ase.io.write(unlabeled, bulk("Si"))
+    result = runner.invoke(app, ["add", str(config), str(unlabeled), "--labeled"])
+    assert result.exit_code == 1 and "no DFT energy and forces" in result.output
+    germanium = tmp_path / "ge.xyz"
+    ase.io.write(germanium, bulk("Ge"))
+    result = runner.invoke(app, ["add", str(config), str(germanium)])
+    assert result.exit_code == 1 and "Ge not in the configured elements" in result.output
+    from mlip_autopipec.config import load_config
+    from mlip_autopipec.orchestration.database import open_database
+
+    assert open_database(load_config(config)).count() == 0
+
+
+def test_unreadable_structure_file(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    config = write_config(tmp_path, config_dict)
+    junk = tmp_path / "junk.cif"
+    junk.write_text("this is not a cif\n")
+    result = runner.invoke(app, ["add", str(config), str(junk)])
+    assert result.exit_code == 1 and "junk.cif" in result.output
