@@ -1,0 +1,110 @@
+"""`mlip-autopipe report`: plots and a self-contained HTML summary in work_dir/report/."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mlip_autopipec.config import MLIPConfig  # noqa: E402
+from mlip_autopipec.orchestration.inference import SUMMARY_FILE, load_summary  # noqa: E402
+from mlip_autopipec.orchestration.status import IterationRow, iteration_rows, stop_reason  # noqa: E402
+from mlip_autopipec.orchestration.training import finished_fits  # noqa: E402
+
+
+def learning_curve(rows: list[IterationRow], path: Path) -> Path | None:
+    points = [(r.total_labeled, r.test_rmse_forces) for r in rows if r.test_rmse_forces is not None]
+    if not points:
+        return None
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    axis.plot([p[0] for p in points], [p[1] for p in points], "o-")
+    axis.set_xlabel("DFT calculations (labeled structures)")
+    axis.set_ylabel("test force RMSE (meV/Å)")
+    axis.set_title("Learning curve")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def gamma_distributions(config: MLIPConfig, path: Path) -> Path | None:
+    series = {}
+    for iteration_dir in sorted((config.workflow.work_dir / "md").glob("iter_*")):
+        if (iteration_dir / SUMMARY_FILE).is_file():
+            summary = load_summary(iteration_dir)
+            series[summary.iteration] = [g for run in summary.runs for g in run.max_gamma_per_check]
+    if not any(series.values()):
+        return None
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for iteration, gammas in series.items():
+        if gammas:
+            axis.hist(gammas, bins=30, histtype="step", label=f"iteration {iteration}")
+    axis.axvline(config.inference.gamma_lower, color="k", linestyle="--", label="gamma_lower")
+    axis.axvline(config.inference.gamma_upper, color="r", linestyle="--", label="gamma_upper")
+    axis.set_xlabel("max extrapolation grade per MD check")
+    axis.set_ylabel("count")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _image_tag(path: Path) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{encoded}"><figcaption>{html.escape(path.name)}</figcaption></figure>'  # noqa: E501
+
+
+def _table(rows: list[IterationRow]) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = [
+        "<table><tr><th>iteration</th><th>labeled</th><th>failed DFT</th><th>DFT total</th>"
+        "<th>train F RMSE (meV/Å)</th><th>test F RMSE (meV/Å)</th><th>test E RMSE (meV/atom)</th>"
+        "<th>extrapolative share</th><th>wall time (s)</th></tr>"
+    ]
+    for r in rows:
+        shares = ", ".join(f"{t} K: {s:.2f}" for t, s in r.extrapolative_share.items()) or "-"
+        walls = ", ".join(f"{name} {seconds:.0f}" for name, seconds in r.wall_times.items())
+        lines.append(
+            f"<tr><td>{r.iteration}</td><td>{r.labeled}</td><td>{r.failed}</td>"
+            f"<td>{r.total_labeled}</td><td>{cell(r.train_rmse_forces)}</td>"
+            f"<td>{cell(r.test_rmse_forces)}</td><td>{cell(r.test_rmse_energy)}</td>"
+            f"<td>{html.escape(shares)}</td><td>{html.escape(walls)}</td></tr>"
+        )
+    return "\n".join(lines) + "</table>"
+
+
+def write_report(config: MLIPConfig) -> Path:
+    folder = config.workflow.work_dir / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = iteration_rows(config)
+    images = [
+        learning_curve(rows, folder / "learning_curve.png"),
+        gamma_distributions(config, folder / "gamma_distributions.png"),
+    ]
+    fits = finished_fits(config)
+    if fits:
+        images.extend(fits[-1][1].plots)
+    figures = "\n".join(_image_tag(path) for path in images if path is not None)
+    reason = stop_reason(config) or "not finished"
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>MLIP-AutoPipe report</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:4px 8px;text-align:right}}img{{max-width:520px}}
+figure{{display:inline-block;margin:1em}}</style></head><body>
+<h1>MLIP-AutoPipe: {html.escape(", ".join(config.system.elements))}</h1>
+<p>Work dir: {html.escape(str(config.workflow.work_dir))}<br>Status: {html.escape(reason)}</p>
+{_table(rows)}
+{figures}
+</body></html>
+"""
+    target = folder / "index.html"
+    target.write_text(page)
+    return target
