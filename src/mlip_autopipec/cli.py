@@ -15,7 +15,10 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import StructureError
 
 if TYPE_CHECKING:
+    from mlip_autopipec.orchestration.exploration import ExplorationSummary
     from mlip_autopipec.orchestration.labeling import LabelingSummary
+    from mlip_autopipec.orchestration.status import IterationRow
+    from mlip_autopipec.training.pacemaker import TrainingResult
 
 app = typer.Typer(
     help="Active learning of ACE potentials: explore, label with pw.x, fit with pacemaker.",
@@ -23,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The campaign's YAML configuration file.")]
 
@@ -57,7 +60,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @app.command()
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new config.yaml.")]) -> None:
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new config.yaml.")],
+) -> None:
     """Write a commented example config.yaml (diamond Si) that validates."""
     from mlip_autopipec.config.example import EXAMPLE_CONFIG
 
@@ -80,24 +85,55 @@ def validate(config_path: ConfigArg) -> None:
             err_console.print(f"  {problem}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     console.print(
-        f"[green]valid[/]: {', '.join(config.system.elements)}; "
-        f"work_dir {config.workflow.work_dir}"
+        f"[green]valid[/]: {', '.join(config.system.elements)}; work_dir {config.workflow.work_dir}"
     )
 
 
 @app.command()
 def status(config_path: ConfigArg) -> None:
-    """Show how many structures are in each status, per iteration."""
-    from mlip_autopipec.orchestration.status import status_rows
+    """Structures per status; per iteration: DFT counts, fit errors, MD extrapolation."""
+    from mlip_autopipec.orchestration.status import iteration_rows, status_rows, stop_reason
 
     config = _load(config_path)
-    table = Table(title=f"{config.workflow.database_path}")
+    table = Table(title=f"Structures in {config.workflow.database_path}")
     table.add_column("iteration", justify="right")
     for name in keys.STATUSES:
         table.add_column(name, justify="right")
     for iteration, counts in status_rows(config):
         table.add_row(str(iteration), *(str(counts.get(name, 0)) for name in keys.STATUSES))
     console.print(table)
+    rows = iteration_rows(config)
+    if any(r.train_rmse_forces is not None or r.wall_times for r in rows):
+        console.print(_iterations_table(rows))
+    reason = stop_reason(config)
+    if reason:
+        console.print(f"workflow stopped: {reason}")
+
+
+def _iterations_table(rows: list[IterationRow]) -> Table:
+    table = Table(title="Iterations")
+    for name in ("iter", "labeled", "failed DFT", "train F RMSE", "test F RMSE", "test E RMSE"):
+        table.add_column(name, justify="right")
+    table.add_column("extrapolative share")
+    table.add_column("wall time per phase (s)")
+    for r in rows:
+        shares = " ".join(f"{t}K:{s:.2f}" for t, s in r.extrapolative_share.items()) or "-"
+        walls = " ".join(f"{name}:{seconds:.0f}" for name, seconds in r.wall_times.items()) or "-"
+        table.add_row(
+            str(r.iteration),
+            str(r.labeled),
+            str(r.failed),
+            _fmt(r.train_rmse_forces, "meV/Å"),
+            _fmt(r.test_rmse_forces, "meV/Å"),
+            _fmt(r.test_rmse_energy, "meV/at"),
+            shares,
+            walls,
+        )
+    return table
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.1f} {unit}"
 
 
 @app.command()
@@ -143,9 +179,15 @@ def export(
 @app.command()
 def label(config_path: ConfigArg) -> None:
     """Run pw.x on every selected structure (resumable; finished labels are kept)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    from mlip_autopipec.orchestration.labeling import LabelingSummary, label_selected
+    from mlip_autopipec.orchestration.labeling import label_selected
     from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
 
     config = _load(config_path)
@@ -185,6 +227,188 @@ def _print_labeling_summary(summary: LabelingSummary) -> None:
     table.add_row("DFT wall time (sum)", f"{summary.dft_wall_time:.1f} s")
     table.add_row("elapsed", f"{summary.elapsed:.1f} s")
     console.print(table)
+
+
+@app.command()
+def train(
+    config_path: ConfigArg,
+    iteration: Annotated[
+        int | None,
+        typer.Option(help="Iteration to fit (default: the newest one with labeled data)."),
+    ] = None,
+) -> None:
+    """Fit an ACE potential with pacemaker on all labeled data (up-fits the previous one)."""
+    from mlip_autopipec.core.process import ExecutableNotFoundError
+    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.training import train_iteration
+    from mlip_autopipec.training.pacemaker import TrainingError
+
+    config = _load(config_path)
+    try:
+        with campaign_lock(config.workflow.work_dir):
+            result = train_iteration(config, iteration)
+    except (CampaignBusyError, TrainingError, ExecutableNotFoundError, ValueError) as error:
+        raise _fail(str(error)) from None
+    _print_training_result(result)
+
+
+def _print_training_result(result: TrainingResult) -> None:
+    metrics = result.metrics
+    table = Table(title=f"Training: {result.folder.name} ({metrics.start_mode})")
+    for column in ("set", "structures", "atoms", "RMSE E (meV/atom)", "RMSE F (meV/Å)"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, summary in (("train", metrics.train), ("test", metrics.test)):
+        if summary is None:
+            table.add_row(name, "0", "0", "-", "-")
+            continue
+        table.add_row(
+            name,
+            str(summary.n_structures),
+            str(summary.n_atoms),
+            f"{summary.rmse_energy:.2f}",
+            f"{summary.rmse_forces:.1f}",
+        )
+    console.print(table)
+    console.print(
+        f"loss {metrics.initial_loss:.4g} -> {metrics.final_loss:.4g} in "
+        f"{metrics.n_iterations} iterations, {metrics.fit_seconds:.0f} s"
+    )
+    for label, path in (
+        ("potential", f"{result.potential}  (for LAMMPS: {result.yace.name})"),
+        ("active set", result.active_set),
+        ("plots", ", ".join(p.name for p in result.plots)),
+        ("log", result.log),
+    ):
+        console.print(f"{label + ':':<12}{path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def explore(
+    config_path: ConfigArg,
+    iteration: Annotated[int, typer.Option(min=0, help="Iteration to file candidates under.")] = 0,
+) -> None:
+    """Generate candidates, filter them, pre-screen with the surrogate and select by FPS."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mlip_autopipec.generation import BuildError
+    from mlip_autopipec.orchestration.exploration import run_exploration
+    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.surrogate import SurrogateError
+
+    config = _load(config_path)
+    columns = (
+        TextColumn("[bold]{task.description:<11}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def show(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        try:
+            with campaign_lock(config.workflow.work_dir):
+                summary = run_exploration(config, iteration, on_progress=show)
+        except (CampaignBusyError, SurrogateError, BuildError) as error:
+            raise _fail(str(error)) from None
+    _print_exploration_summary(summary)
+
+
+def _print_exploration_summary(summary: ExplorationSummary) -> None:
+    table = Table(title=f"Exploration, iteration {summary.iteration}")
+    table.add_column("")
+    table.add_column("structures", justify="right")
+    table.add_row("generated", str(summary.generated))
+    for origin, count in sorted(summary.generated_by_origin.items()):
+        table.add_row(f"  {origin}", str(count))
+    for reason, count in sorted(summary.filtered_by_reason.items()):
+        table.add_row(f"filtered: {reason}", str(count))
+    table.add_row("new candidates stored", str(summary.inserted))
+    table.add_row("already in the database", str(summary.already_present))
+    selection = summary.selection
+    if selection is not None:
+        table.add_row("candidates considered", str(selection.candidates))
+        for reason, count in sorted(selection.filtered_by_reason.items()):
+            table.add_row(f"filtered: {reason}", str(count))
+        table.add_row("evaluated by the surrogate", str(selection.evaluated))
+        for reason, count in sorted(selection.prescreened_by_reason.items()):
+            table.add_row(f"pre-screened out: {reason}", str(count))
+        table.add_row("pre-screened out (total)", str(selection.prescreened))
+        table.add_row("selected now", str(selection.selected))
+        table.add_row("selected in this iteration", str(selection.selected_in_iteration))
+    console.print(table)
+
+
+@app.command()
+def run(config_path: ConfigArg) -> None:
+    """Run the whole active-learning loop; killed, it resumes where it stopped."""
+    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.workflow import WorkflowManager
+
+    config = _load(config_path)
+
+    def show(iteration: int, phase: str, event: str) -> None:
+        if event == "start":
+            console.print(f"[bold]iteration {iteration}[/]: {phase} ...")
+        else:
+            console.print(f"[bold]iteration {iteration}[/]: {phase} [green]done[/]")
+
+    try:
+        with campaign_lock(config.workflow.work_dir), console.status("working", spinner="dots"):
+            reason = WorkflowManager(config, on_phase=show).run()
+    except CampaignBusyError as error:
+        raise _fail(str(error)) from None
+    console.print(f"[bold]stopped[/]: {reason}")
+    status(config_path)
+
+
+@app.command()
+def infer(
+    config_path: ConfigArg,
+    iteration: Annotated[int | None, typer.Option(help="Iteration to run MD for.")] = None,
+) -> None:
+    """Run phase D alone: MD with the newest potential, gamma monitoring, extraction."""
+    from mlip_autopipec.orchestration.inference import extract_candidates, run_inference
+    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.training import finished_fits
+
+    config = _load(config_path)
+    fits = finished_fits(config)
+    if not fits:
+        raise _fail("no trained potential yet; run `train` first")
+    fit_iteration, fit = fits[-1]
+    target = fit_iteration + 1 if iteration is None else iteration
+    try:
+        with campaign_lock(config.workflow.work_dir), console.status("MD", spinner="dots"):
+            summary = run_inference(config, target, fit)
+            added = extract_candidates(config, target, fit)
+    except CampaignBusyError as error:
+        raise _fail(str(error)) from None
+    table = Table(title=f"MD with {fit.potential}")
+    for name in ("run", "T (K)", "steps", "halted", "extrapolative share", "frames kept"):
+        table.add_column(name, justify="right")
+    for run_stats in summary.runs:
+        table.add_row(
+            run_stats.run_id,
+            f"{run_stats.temperature:g}",
+            str(run_stats.steps_done),
+            "yes" if run_stats.halted else "no",
+            f"{run_stats.extrapolative_share:.2f}",
+            str(run_stats.n_frames),
+        )
+    console.print(table)
+    console.print(f"{added} candidate(s) from extrapolative environments in iteration {target}")
+
+
+@app.command()
+def report(config_path: ConfigArg) -> None:
+    """Write plots and a self-contained HTML summary to work_dir/report/."""
+    from mlip_autopipec.orchestration.report import write_report
+
+    config = _load(config_path)
+    console.print(f"wrote {write_report(config)}")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -81,6 +82,8 @@ class SystemConfig(Section):
     def _has_a_source(self) -> SystemConfig:
         if self.prototype is None and not self.seed_structures:
             raise ValueError("give a prototype or at least one seed structure file")
+        if self.prototype in ("rocksalt", "zincblende") and len(self.elements) < 2:
+            raise ValueError(f"the {self.prototype} prototype needs two elements")
         return self
 
 
@@ -111,11 +114,19 @@ class GenerationConfig(Section):
     supercells: list[tuple[PositiveInt, PositiveInt, PositiveInt]] = Field(
         default_factory=lambda: [(1, 1, 1)]
     )
-    volumetric_strains: list[float] = Field(default_factory=lambda: [-0.04, 0.0, 0.04])
-    shear_strains: list[float] = Field(default_factory=lambda: [0.03])
+    volumetric_strains: list[float] = Field(
+        default_factory=lambda: [-0.04, 0.0, 0.04],
+        description="Isotropic strains: every cell vector is scaled by 1 + strain.",
+    )
+    shear_strains: list[float] = Field(
+        default_factory=lambda: [0.03],
+        description="Engineering shear of one randomly chosen plane of each strained cell.",
+    )
     rattle_stdev: list[NonNegativeFloat] = Field(default_factory=lambda: [0.05, 0.1])
     rattles_per_structure: int = Field(2, ge=0)
-    mc_rattle: bool = True
+    mc_rattle: bool = Field(
+        True, description="Also make Monte-Carlo rattles that keep atoms apart (filter limits)."
+    )
     vacancies: int = Field(1, ge=0, description="Vacancy structures per supercell.")
     alloy_compositions: list[dict[str, PositiveFloat]] = Field(default_factory=list)
     surfaces: list[SurfaceSpec] = Field(default_factory=list)
@@ -161,11 +172,22 @@ class SurrogateConfig(Section):
             raise ValueError(f"model file not found: {value}")
         return value
 
+    @model_validator(mode="after")
+    def _mace_has_a_model(self) -> SurrogateConfig:
+        if self.name == "mace" and self.model_path is None and self.foundation_model is None:
+            raise ValueError(
+                "the mace surrogate needs model_path (a MACE model file) or foundation_model "
+                "(a MACE-MP name such as 'medium', downloaded on first use)"
+            )
+        return self
+
 
 class SelectionConfig(Section):
     n_select: PositiveInt = 8
     min_distance: NonNegativeFloat = Field(
-        0.0, description="Stop picking when the farthest candidate is closer than this."
+        0.0,
+        description="Stop picking when the farthest candidate is closer than this to the "
+        "picked and labeled ones (Euclidean, standardized descriptor space).",
     )
 
 
@@ -216,8 +238,11 @@ class DFTConfig(Section):
                 raise ValueError(f"{symbol}: {filename!r} is not a plain file name")
         pseudo_dir = info.data.get("pseudo_dir")
         if pseudo_dir is not None:
-            missing = [f"{el}: {pseudo_dir / name} not found" for el, name in value.items()
-                       if not (pseudo_dir / name).is_file()]
+            missing = [
+                f"{el}: {pseudo_dir / name} not found"
+                for el, name in value.items()
+                if not (pseudo_dir / name).is_file()
+            ]
             if missing:
                 raise ValueError("; ".join(missing))
         return value
@@ -234,28 +259,81 @@ class DFTConfig(Section):
 class TrainingConfig(Section):
     """pacemaker settings (see pacemaker's input.yaml reference)."""
 
-    cutoff: PositiveFloat = 5.0
+    cutoff: float = Field(5.0, gt=1.0, le=15.0, allow_inf_nan=False, description="rcut (Å)")
     number_of_functions_per_element: PositiveInt = 100
     embedding_npot: Literal["FinnisSinclair", "FinnisSinclairShiftedScaled"] = (
         "FinnisSinclairShiftedScaled"
     )
+    embedding_ndensity: PositiveInt = Field(2, le=4)
     embedding_fs_parameters: list[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0, 0.5])
     radial_basis: Literal["ChebExpCos", "ChebPow", "SBessel"] = "SBessel"
-    radial_nradmax: PositiveInt = 8
+    radial_parameters: list[PositiveFloat] = Field(default_factory=lambda: [5.25], min_length=1)
+    nradmax_by_orders: list[PositiveInt] = Field(
+        default_factory=lambda: [15, 6, 4, 3, 2, 2], min_length=1, max_length=6
+    )
+    lmax_by_orders: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0, 3, 3, 2, 2, 1], min_length=1, max_length=6
+    )
     kappa: float = Field(0.3, ge=0, le=1, description="Force weight in the loss.")
     l1_reg: NonNegativeFloat = 1e-8
     l2_reg: NonNegativeFloat = 1e-8
     optimizer: Literal["BFGS", "L-BFGS-B", "Nelder-Mead"] = "BFGS"
     maxiter: PositiveInt = 200
-    ladder_step: list[float] = Field(default_factory=list)
+    ladder_step: list[PositiveFloat] = Field(default_factory=list, max_length=2)
+    ladder_type: Literal["body_order", "power_order"] = "body_order"
     batch_size: PositiveInt = 100
     test_fraction: float = Field(0.1, ge=0, lt=1)
     reference_energies: dict[str, float] | None = Field(
         None, description="Isolated-atom energies (eV); fitted by least squares when absent."
     )
+    seed: int = 42
     timeout: PositiveFloat = 7200.0
     command: list[str] = Field(default_factory=lambda: ["pacemaker"], min_length=1)
     upfit: bool = True
+
+    @field_validator("command")
+    @classmethod
+    def _no_empty_args(cls, value: list[str]) -> list[str]:
+        if any(not arg or "\x00" in arg for arg in value):
+            raise ValueError("arguments must be non-empty strings")
+        return value
+
+    @field_validator("embedding_fs_parameters")
+    @classmethod
+    def _fs_parameters_per_density(cls, value: list[float], info: ValidationInfo) -> list[float]:
+        ndensity = info.data.get("embedding_ndensity")
+        if ndensity is not None and len(value) != 2 * ndensity:
+            raise ValueError(
+                f"needs 2 x embedding_ndensity = {2 * ndensity} values, got {len(value)}"
+            )
+        return value
+
+    @field_validator("lmax_by_orders")
+    @classmethod
+    def _lmax_per_order(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        nradmax = info.data.get("nradmax_by_orders")
+        if nradmax is not None and len(value) != len(nradmax):
+            raise ValueError(f"needs one value per order like nradmax_by_orders ({len(nradmax)})")
+        if value[0] != 0:
+            raise ValueError("the first (two-body) order must have lmax 0")
+        return value
+
+    @field_validator("ladder_step")
+    @classmethod
+    def _ladder_step(cls, value: list[float]) -> list[float]:
+        for step in value:
+            if not (0 < step < 1 or (step >= 1 and float(step).is_integer())):
+                raise ValueError(f"{step} is neither a whole number >= 1 nor a fraction in (0, 1)")
+        return value
+
+    @field_validator("reference_energies")
+    @classmethod
+    def _reference_energies(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for symbol, energy in (value or {}).items():
+            check_element(symbol)
+            if not math.isfinite(energy):
+                raise ValueError(f"{symbol}: energy is not finite")
+        return value
 
 
 class InferenceConfig(Section):
@@ -325,6 +403,21 @@ class MLIPConfig(Section):
     workflow: WorkflowConfig = WorkflowConfig()
     compute: ComputeConfig = ComputeConfig()
 
+    @field_validator("exploration")
+    @classmethod
+    def _alloy_elements_known(
+        cls, value: ExplorationConfig, info: ValidationInfo
+    ) -> ExplorationConfig:
+        system = info.data.get("system")
+        for index, composition in enumerate(value.generation.alloy_compositions):
+            unknown = [el for el in composition if system and el not in system.elements]
+            if unknown:
+                raise ValueError(
+                    f"generation.alloy_compositions[{index}]: {', '.join(unknown)} not in "
+                    "system.elements"
+                )
+        return value
+
     @field_validator("dft")
     @classmethod
     def _pseudopotential_per_element(cls, value: DFTConfig, info: ValidationInfo) -> DFTConfig:
@@ -333,4 +426,16 @@ class MLIPConfig(Section):
             missing = [el for el in system.elements if el not in value.pseudopotentials]
             if missing:
                 raise ValueError(f"pseudopotentials has no entry for {', '.join(missing)}")
+        return value
+
+    @field_validator("training")
+    @classmethod
+    def _reference_energy_per_element(
+        cls, value: TrainingConfig, info: ValidationInfo
+    ) -> TrainingConfig:
+        system = info.data.get("system")
+        if system is not None and value.reference_energies is not None:
+            missing = [el for el in system.elements if el not in value.reference_energies]
+            if missing:
+                raise ValueError(f"reference_energies has no entry for {', '.join(missing)}")
         return value

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
 
 
 class ExecutableNotFoundError(RuntimeError):
@@ -49,6 +53,7 @@ def run_process(
             stderr=err,
             start_new_session=True,
             env=environment,
+            preexec_fn=_die_with_parent,
         )
         try:
             returncode: int | None = process.wait(timeout=timeout)
@@ -59,6 +64,17 @@ def run_process(
             kill_process_group(process)
             raise
     return returncode, time.perf_counter() - start
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the process that started us dies.
+
+    Without this, a program started by an orchestrator killed with SIGKILL runs on as an
+    orphan in its own session, burning the cores the restarted run needs.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def kill_process_group(process: subprocess.Popen[bytes]) -> None:

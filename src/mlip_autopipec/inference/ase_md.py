@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.inference.md import MDResult, MDRunSpec, PotentialFiles
 
@@ -44,6 +44,7 @@ def _dynamics(atoms: Atoms, spec: MDRunSpec) -> object:
             timestep,
             temperature_K=spec.temperature,
             friction=0.01 / units.fs,
+            fixcm=False,
             rng=np.random.default_rng(spec.seed),
         )
     from ase.md.nptberendsen import NPTBerendsen
@@ -64,9 +65,7 @@ def run_ase_md(atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir
     atoms = atoms.copy()
     atoms.calc = ace_calculator(potential, with_active_set=False)
     gamma_calc = ace_calculator(potential, with_active_set=True)
-    MaxwellBoltzmannDistribution(
-        atoms, temperature_K=spec.temperature, rng=np.random.default_rng(spec.seed)
-    )
+    thermalize_momenta(atoms, spec.temperature, rng=np.random.default_rng(spec.seed))
     Stationary(atoms)
     result = MDResult(run_id=spec.run_id, temperature=spec.temperature)
     dynamics = _dynamics(atoms, spec)

@@ -123,7 +123,7 @@ def run_inference(config: MLIPConfig, iteration: int, fit: TrainingResult) -> In
                 stats, kept = _stats(result, config.inference.gamma_lower)
                 summary.runs.append(stats)
                 frames.extend(kept)
-    summary.runs.sort(key=lambda run: run.run_id)
+    summary.runs.sort(key=lambda run: (run.temperature, run.run_id))
     _save(folder, summary, frames)
     return summary
 

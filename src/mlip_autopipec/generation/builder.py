@@ -1,0 +1,171 @@
+"""StructureBuilder: candidate structures from the `system` and `exploration.generation` config."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+
+from mlip_autopipec.config import GenerationConfig, SystemConfig
+from mlip_autopipec.generation import transforms
+from mlip_autopipec.generation.filters import scaled_radii
+
+logger = logging.getLogger(__name__)
+
+STRAIN = "builder:strain"
+SHEAR = "builder:shear"
+RATTLE = "builder:rattle"
+MC_RATTLE = "builder:mc_rattle"
+VACANCY = "builder:vacancy"
+ALLOY = "builder:alloy"
+SURFACE = "builder:surface"
+
+
+@dataclass(frozen=True)
+class GeneratedStructure:
+    atoms: Atoms
+    origin: str
+
+
+@dataclass(frozen=True)
+class BaseStructure:
+    """A starting crystal: `cell` is repeated into supercells, `surface_bulk` is cut into slabs."""
+
+    name: str
+    cell: Atoms
+    surface_bulk: Atoms
+
+
+class BuildError(ValueError):
+    """The configuration does not describe a structure ASE can build; the message says why."""
+
+
+class StructureBuilder:
+    """Strained, sheared, rattled, vacancy, alloy and surface structures.
+
+    The same seed and iteration give the same structures; another iteration gets fresh random
+    displacements, vacancies and arrangements (the strained cells stay the same).
+    """
+
+    def __init__(
+        self, system: SystemConfig, generation: GenerationConfig, iteration: int = 0
+    ) -> None:
+        self.system = system
+        self.generation = generation
+        self.iteration = iteration
+
+    def rng(self, generator: str, *where: object) -> np.random.Generator:
+        """A generator of its own per (seed, generator name, iteration, parent structure)."""
+        return transforms.rng_for(self.generation.seed, generator, self.iteration, *where)
+
+    def build(self) -> list[GeneratedStructure]:
+        structures: list[GeneratedStructure] = []
+        for base in self.base_structures():
+            for supercell in self.generation.supercells:
+                parent = base.cell.repeat(supercell)
+                label = f"{base.name}/{'x'.join(map(str, supercell))}"
+                deformed = self.deformed(parent, label)
+                structures += deformed
+                structures += self.rattled(deformed, label)
+                structures += self.vacancies(parent, label)
+                structures += self.alloys(parent, label)
+            structures += self.surfaces(base)
+        logger.info("built %d structures", len(structures))
+        return structures
+
+    def base_structures(self) -> list[BaseStructure]:
+        bases = [prototype_structure(self.system)] if self.system.prototype else []
+        for path in self.system.seed_structures:
+            frames = ase.io.read(path, index=":")
+            frames = frames if isinstance(frames, list) else [frames]
+            for index, frame in enumerate(frames):
+                bases.append(BaseStructure(f"{path.name}[{index}]", frame, frame))
+        return bases
+
+    def deformed(self, parent: Atoms, label: str) -> list[GeneratedStructure]:
+        """Every volumetric strain, and each of those sheared by every shear strain."""
+        rng = self.rng("shear", label)
+        result = []
+        for strain in self.generation.volumetric_strains:
+            strained = transforms.strained(parent, strain)
+            result.append(GeneratedStructure(strained, STRAIN))
+            for shear in self.generation.shear_strains:
+                plane = int(rng.integers(len(transforms.SHEAR_PLANES)))
+                result.append(GeneratedStructure(transforms.sheared(strained, shear, plane), SHEAR))
+        return result
+
+    def rattled(self, parents: list[GeneratedStructure], label: str) -> list[GeneratedStructure]:
+        """Gaussian (and Monte-Carlo) rattles of every deformed structure, per stdev."""
+        gen = self.generation
+        result = []
+        for number, parent in enumerate(parents):
+            for stdev in (s for s in gen.rattle_stdev if s > 0):
+                for draw in range(gen.rattles_per_structure):
+                    where = (label, number, stdev, draw)
+                    rng = self.rng("rattle", *where)
+                    atoms = transforms.gaussian_rattle(parent.atoms, stdev, rng)
+                    result.append(GeneratedStructure(atoms, RATTLE))
+                    if gen.mc_rattle:
+                        rng = self.rng("mc_rattle", *where)
+                        atoms = self._mc_rattle(parent.atoms, stdev, rng)
+                        result.append(GeneratedStructure(atoms, MC_RATTLE))
+        return result
+
+    def _mc_rattle(self, atoms: Atoms, stdev: float, rng: np.random.Generator) -> Atoms:
+        radii = scaled_radii(atoms, self.generation.filters.min_distance_scale)
+        return transforms.mc_rattle(atoms, stdev, rng, radii, floor=self.system.min_distance)
+
+    def vacancies(self, parent: Atoms, label: str) -> list[GeneratedStructure]:
+        """Structures with one atom missing, lightly rattled so they are not all alike."""
+        if len(parent) < 2:
+            return []
+        result = []
+        for number in range(self.generation.vacancies):
+            rng = self.rng("vacancy", label, number)
+            atoms = self._light_rattle(transforms.with_vacancy(parent, rng), rng)
+            result.append(GeneratedStructure(atoms, VACANCY))
+        return result
+
+    def alloys(self, parent: Atoms, label: str) -> list[GeneratedStructure]:
+        """One random substitutional arrangement per composition, lightly rattled."""
+        result = []
+        for number, composition in enumerate(self.generation.alloy_compositions):
+            rng = self.rng("alloy", label, number)
+            atoms = self._light_rattle(transforms.random_alloy(parent, composition, rng), rng)
+            result.append(GeneratedStructure(atoms, ALLOY))
+        return result
+
+    def _light_rattle(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
+        stdevs = [s for s in self.generation.rattle_stdev if s > 0]
+        return transforms.gaussian_rattle(atoms, min(stdevs), rng) if stdevs else atoms
+
+    def surfaces(self, base: BaseStructure) -> list[GeneratedStructure]:
+        result = []
+        for spec in self.generation.surfaces:
+            atoms = transforms.slab(base.surface_bulk, spec.miller, spec.layers, spec.vacuum)
+            result.append(GeneratedStructure(atoms, SURFACE))
+        return result
+
+
+def prototype_structure(system: SystemConfig) -> BaseStructure:
+    """The prototype's conventional cell (for supercells) and primitive cell (for slabs)."""
+    prototype = system.prototype
+    if prototype is None:
+        raise BuildError("system.prototype is not set")
+    two_species = prototype in ("rocksalt", "zincblende")
+    name = "".join(system.elements[:2]) if two_species else system.elements[0]
+    try:
+        if prototype == "hcp":
+            cell = bulk(name, prototype, a=system.lattice_constant, orthorhombic=True)
+        else:
+            cell = bulk(name, prototype, a=system.lattice_constant, cubic=True)
+        primitive = bulk(name, prototype, a=system.lattice_constant)
+    except (ValueError, KeyError) as error:
+        raise BuildError(
+            f"system: ASE cannot build {prototype} {name} ({error}); set system.lattice_constant"
+        ) from None
+    return BaseStructure(f"{prototype}-{name}", cell, primitive)

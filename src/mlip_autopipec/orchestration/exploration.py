@@ -1,0 +1,301 @@
+"""Phase A wiring: StructureBuilder -> filters -> `candidate` -> surrogate -> FPS -> `selected`.
+
+Every step is restartable: generation is deterministic and exact duplicates are not stored
+twice; surrogate results are cached on the rows (keys and the descriptor in row data) batch by
+batch; and FPS never picks more than `n_select` per iteration in total.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from mlip_autopipec.config import MLIPConfig
+from mlip_autopipec.core import keys
+from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
+from mlip_autopipec.core.rejection import Rejection
+from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
+from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, reference_energy
+from mlip_autopipec.surrogate.prescreen import SURROGATE_ERROR
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called with (stage, done, total) as the work advances."""
+
+INVALID = "invalid"
+WARM_START_STATUSES = (keys.SELECTED, keys.LABELING, keys.LABELED)
+
+
+@dataclass
+class SelectionSummary:
+    iteration: int
+    candidates: int = 0
+    filtered_by_reason: Counter[str] = field(default_factory=Counter)
+    evaluated: int = 0
+    prescreened_by_reason: Counter[str] = field(default_factory=Counter)
+    warm_start: int = 0
+    selected: int = 0
+    selected_in_iteration: int = 0
+
+    @property
+    def prescreened(self) -> int:
+        return sum(self.prescreened_by_reason.values())
+
+
+@dataclass
+class ExplorationSummary:
+    iteration: int
+    generated_by_origin: Counter[str] = field(default_factory=Counter)
+    filtered_by_reason: Counter[str] = field(default_factory=Counter)
+    inserted: int = 0
+    already_present: int = 0
+    selection: SelectionSummary | None = None
+
+    @property
+    def generated(self) -> int:
+        return sum(self.generated_by_origin.values())
+
+    @property
+    def filtered(self) -> int:
+        return sum(self.filtered_by_reason.values())
+
+
+def run_exploration(
+    config: MLIPConfig, iteration: int, on_progress: ProgressCallback | None = None
+) -> ExplorationSummary:
+    """Generate, filter and store candidates, then pre-screen and select among them."""
+    summary = ExplorationSummary(iteration)
+    _report(on_progress, "generating", 0, 1)
+    builder = StructureBuilder(config.system, config.exploration.generation, iteration)
+    generated = builder.build()
+    summary.generated_by_origin.update(item.origin for item in generated)
+    database = open_database(config)
+    kept = _passing_filters(generated, config, database, summary)
+    ids = database.add_structures(
+        [item.atoms for item in kept], keys.CANDIDATE, iteration, [item.origin for item in kept]
+    )
+    summary.inserted = len(ids)
+    summary.already_present = len(kept) - len(ids)
+    _report(on_progress, "generating", 1, 1)
+    logger.info(
+        "iteration %d: generated %d, filtered %d, stored %d new candidates",
+        iteration,
+        summary.generated,
+        summary.filtered,
+        summary.inserted,
+    )
+    summary.selection = select_candidates(config, iteration, on_progress)
+    return summary
+
+
+def _passing_filters(
+    generated: Sequence[GeneratedStructure],
+    config: MLIPConfig,
+    database: DatabaseManager,
+    summary: ExplorationSummary,
+) -> list[GeneratedStructure]:
+    kept = []
+    for item in generated:
+        rejection = _filter_rejection(item.atoms, config) or _invalid(database, item)
+        if rejection is None:
+            kept.append(item)
+        else:
+            summary.filtered_by_reason[rejection.kind] += 1
+            logger.debug("%s filtered out: %s", item.origin, rejection)
+    return kept
+
+
+def _filter_rejection(atoms: Atoms, config: MLIPConfig) -> Rejection | None:
+    filters = config.exploration.generation.filters
+    return first_rejection(atoms, filters, config.system.min_distance)
+
+
+def _invalid(database: DatabaseManager, item: GeneratedStructure) -> Rejection | None:
+    try:
+        database.validate(item.atoms)
+    except StructureError as error:
+        return Rejection(INVALID, str(error))
+    return None
+
+
+def select_candidates(
+    config: MLIPConfig, iteration: int, on_progress: ProgressCallback | None = None
+) -> SelectionSummary:
+    """Filter, pre-screen and FPS-select among all `candidate` rows of `iteration`, any origin."""
+    database = open_database(config)
+    pipeline = SurrogatePipeline(config.exploration, config.system.elements)
+    summary = SelectionSummary(iteration)
+    rows = database.select(**{keys.STATUS: keys.CANDIDATE, keys.ITERATION: iteration})
+    summary.candidates = len(rows)
+    rows = _reject_filtered(database, rows, config, summary)
+    stale = [row for row in rows if not _has_cache(row, pipeline.identity)]
+    _evaluate(database, pipeline, stale, on_progress, summary.prescreened_by_reason)
+    summary.evaluated = len(stale)
+    survivors = _prescreen(database, pipeline, config, iteration, summary)
+    _select(database, pipeline, config, survivors, summary, on_progress)
+    logger.info(
+        "iteration %d: %d candidates, %d pre-screened out, %d selected (%d in the iteration)",
+        iteration,
+        summary.candidates,
+        summary.prescreened,
+        summary.selected,
+        summary.selected_in_iteration,
+    )
+    return summary
+
+
+def _reject_filtered(
+    database: DatabaseManager,
+    rows: list[StructureRecord],
+    config: MLIPConfig,
+    summary: SelectionSummary,
+) -> list[StructureRecord]:
+    """Candidates from any source (MD extraction, import) must pass the same pre-DFT filters."""
+    verdicts = [_filter_rejection(row.atoms, config) for row in rows]
+    _reject(database, rows, verdicts, summary.filtered_by_reason)
+    return [row for row, verdict in zip(rows, verdicts, strict=True) if verdict is None]
+
+
+def _has_cache(row: StructureRecord, identity: str) -> bool:
+    return (
+        row.key_value_pairs.get(keys.SURROGATE_MODEL) == identity
+        and keys.SURROGATE_ENERGY in row.key_value_pairs
+        and keys.DESCRIPTOR in row.data
+    )
+
+
+def _evaluate(
+    database: DatabaseManager,
+    pipeline: SurrogatePipeline,
+    rows: Sequence[StructureRecord],
+    on_progress: ProgressCallback | None,
+    failures: Counter[str] | None = None,
+) -> None:
+    """Run the surrogate batch by batch, caching results on the rows as each batch finishes."""
+    batch_size = pipeline.exploration.surrogate.batch_size
+    for start in range(0, len(rows), batch_size):
+        _report(on_progress, "surrogate", start, len(rows))
+        batch = rows[start : start + batch_size]
+        predictions = pipeline.evaluate([row.atoms for row in batch])
+        key_values, data, broken = {}, {}, []
+        for row, prediction in zip(batch, predictions, strict=True):
+            if isinstance(prediction, SurrogateFailure):
+                broken.append((row, Rejection(SURROGATE_ERROR, prediction.error)))
+                continue
+            key_values[row.id] = {
+                keys.SURROGATE_MODEL: pipeline.identity,
+                keys.SURROGATE_ENERGY: prediction.energy_per_atom,
+                keys.SURROGATE_MAX_FORCE: prediction.max_force,
+            }
+            data[row.id] = {keys.DESCRIPTOR: prediction.descriptor}
+        database.annotate(key_values, data)
+        if failures is not None:
+            _reject(database, [row for row, _ in broken], [r for _, r in broken], failures)
+    _report(on_progress, "surrogate", len(rows), len(rows))
+
+
+def _prescreen(
+    database: DatabaseManager,
+    pipeline: SurrogatePipeline,
+    config: MLIPConfig,
+    iteration: int,
+    summary: SelectionSummary,
+) -> list[StructureRecord]:
+    """Reject candidates with huge forces or energies; the energy reference is the lowest of
+    every structure of the iteration this surrogate evaluated, so re-runs judge alike."""
+    evaluated = database.select(
+        **{keys.ITERATION: iteration, keys.SURROGATE_MODEL: pipeline.identity}
+    )
+    energies, forces = _surrogate_values(evaluated)
+    reference = reference_energy(energies, forces, config.exploration.surrogate.max_force)
+    candidates = [row for row in evaluated if row.status == keys.CANDIDATE]
+    energies, forces = _surrogate_values(candidates)
+    verdicts = pipeline.screen(energies, forces, reference)
+    _reject(database, candidates, verdicts, summary.prescreened_by_reason)
+    return [row for row, verdict in zip(candidates, verdicts, strict=True) if verdict is None]
+
+
+def _surrogate_values(rows: Sequence[StructureRecord]) -> tuple[np.ndarray, np.ndarray]:
+    energies = [float(row.key_value_pairs[keys.SURROGATE_ENERGY]) for row in rows]
+    forces = [float(row.key_value_pairs[keys.SURROGATE_MAX_FORCE]) for row in rows]
+    return np.asarray(energies), np.asarray(forces)
+
+
+def _reject(
+    database: DatabaseManager,
+    rows: Sequence[StructureRecord],
+    verdicts: Sequence[Rejection | None],
+    counts: Counter[str],
+) -> None:
+    """`rejected` with the reason, one transaction per distinct reason."""
+    by_reason: dict[str, list[int]] = {}
+    for row, verdict in zip(rows, verdicts, strict=True):
+        if verdict is not None:
+            by_reason.setdefault(str(verdict)[:500], []).append(row.id)
+            counts[verdict.kind] += 1
+    for reason, ids in by_reason.items():
+        database.set_status(ids, keys.REJECTED, extra_keys={keys.REASON: reason})
+
+
+def _select(
+    database: DatabaseManager,
+    pipeline: SurrogatePipeline,
+    config: MLIPConfig,
+    survivors: Sequence[StructureRecord],
+    summary: SelectionSummary,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """FPS among the survivors, far from everything already selected or labeled."""
+    already = database.count(selection=keys.SELECTION_RANK, **{keys.ITERATION: summary.iteration})
+    wanted = config.exploration.selection.n_select - already
+    summary.selected_in_iteration = already
+    if wanted <= 0 or not survivors:
+        return
+    known = _warm_start_descriptors(database, pipeline, on_progress)
+    summary.warm_start = len(known)
+    _report(on_progress, "selecting", 0, wanted)
+    candidates = np.stack([np.asarray(row.data[keys.DESCRIPTOR]) for row in survivors])
+    result = pipeline.select(candidates, np.stack(known) if known else None, wanted)
+    for rank, (index, distance) in enumerate(zip(result.indices, result.distances, strict=True)):
+        extra: dict[str, float | int] = {keys.SELECTION_RANK: already + rank}
+        if np.isfinite(distance):
+            extra[keys.SELECTION_DISTANCE] = float(distance)
+        database.set_status([survivors[int(index)].id], keys.SELECTED, extra_keys=extra)
+    summary.selected = len(result.indices)
+    summary.selected_in_iteration = already + summary.selected
+    _report(on_progress, "selecting", summary.selected, wanted)
+
+
+def _warm_start_descriptors(
+    database: DatabaseManager, pipeline: SurrogatePipeline, on_progress: ProgressCallback | None
+) -> list[np.ndarray]:
+    """Descriptors of every selected, labeling or labeled row (any iteration), cached on them."""
+    rows = [row for status in WARM_START_STATUSES for row in _rows_with_status(database, status)]
+    stale = [row for row in rows if not _has_cache(row, pipeline.identity)]
+    if stale:
+        _evaluate(database, pipeline, stale, on_progress)
+        fresh = {record.id: record for record in _records(database, (row.id for row in stale))}
+        rows = [fresh.get(row.id, row) for row in rows]
+    return [
+        np.asarray(row.data[keys.DESCRIPTOR]) for row in rows if _has_cache(row, pipeline.identity)
+    ]
+
+
+def _rows_with_status(database: DatabaseManager, status: str) -> list[StructureRecord]:
+    return database.select(**{keys.STATUS: status})
+
+
+def _records(database: DatabaseManager, ids: Iterable[int]) -> list[StructureRecord]:
+    return [database.get(row_id) for row_id in ids]
+
+
+def _report(on_progress: ProgressCallback | None, stage: str, done: int, total: int) -> None:
+    if on_progress is not None:
+        on_progress(stage, done, total)

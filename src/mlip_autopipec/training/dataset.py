@@ -1,0 +1,181 @@
+"""DatasetBuilder: labeled structures -> pacemaker's DataFrame pickle and extxyz.
+
+Everything here works on plain data (Atoms carrying a SinglePointCalculator and the database id);
+it never opens the database. The train/test split is a pure function of a stable key, so a
+structure assigned to the test set stays there in every iteration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ase.io
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+logger = logging.getLogger(__name__)
+
+Split = Literal["train", "test"]
+TRAIN: Split = "train"
+TEST: Split = "test"
+
+# Changing the salt would move structures between train and test: never change it.
+_SPLIT_SALT = b"mlip-autopipec/split/v1:"
+
+
+class DatasetError(ValueError):
+    """Labeled data are unfit for training; the message names the structure and the problem."""
+
+
+@dataclass(frozen=True)
+class LabeledStructure:
+    """One DFT-labeled structure as training sees it: its database id, atoms and split."""
+
+    row_id: int
+    atoms: Atoms
+    split: Split = TRAIN
+
+    @property
+    def energy(self) -> float:
+        energy: Any = _results(self)["energy"]
+        return float(energy)
+
+    @property
+    def forces(self) -> np.ndarray:
+        return np.asarray(_results(self)["forces"], dtype=float)
+
+    @property
+    def stress(self) -> np.ndarray | None:
+        stress = _results(self).get("stress")
+        return None if stress is None else np.asarray(stress, dtype=float)
+
+
+def _results(structure: LabeledStructure) -> dict[str, Any]:
+    calc = structure.atoms.calc
+    results = getattr(calc, "results", None)
+    if not results or "energy" not in results or "forces" not in results:
+        raise DatasetError(f"structure {structure.row_id}: no DFT energy and forces")
+    return dict(results)
+
+
+def assign_split(key: str, test_fraction: float) -> Split:
+    """`test` for a fixed fraction of keys, decided by a hash: the same key, the same answer.
+
+    The key should identify the structure for good (its structure hash or database id).
+    Raising test_fraction only moves structures from train to test, never the other way.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    digest = hashlib.sha256(_SPLIT_SALT + key.encode()).digest()
+    uniform = int.from_bytes(digest[:8], "big") / 2.0**64
+    return TEST if uniform < test_fraction else TRAIN
+
+
+def composition_matrix(atoms_list: Sequence[Atoms], elements: Sequence[str]) -> np.ndarray:
+    """Number of atoms of each element (columns, in `elements` order) per structure (rows)."""
+    matrix = np.zeros((len(atoms_list), len(elements)))
+    column = {symbol: index for index, symbol in enumerate(elements)}
+    for row, atoms in enumerate(atoms_list):
+        for symbol in atoms.get_chemical_symbols():
+            if symbol not in column:
+                raise DatasetError(f"element {symbol} is not among {', '.join(elements)}")
+            matrix[row, column[symbol]] += 1
+    return matrix
+
+
+def fit_reference_energies(
+    structures: Sequence[LabeledStructure], elements: Sequence[str]
+) -> dict[str, float]:
+    """Per-element energies (eV) that best explain the total energies, by least squares.
+
+    Subtracting them leaves a formation-like energy near zero per atom, which is what
+    pacemaker fits best. Elements absent from the data get no entry.
+    """
+    if not structures:
+        raise DatasetError("no labeled structures to fit reference energies on")
+    present = [el for el in elements if any(el in s.atoms.symbols for s in structures)]
+    matrix = composition_matrix([s.atoms for s in structures], present)
+    energies = np.array([s.energy for s in structures])
+    solution, *_ = np.linalg.lstsq(matrix, energies, rcond=None)
+    return {symbol: float(value) for symbol, value in zip(present, solution, strict=True)}
+
+
+class DatasetBuilder:
+    """Turns labeled structures into the files the fitting tools read."""
+
+    def __init__(self, reference_energies: Mapping[str, float]) -> None:
+        self.reference_energies = dict(reference_energies)
+
+    def corrected_energy(self, atoms: Atoms, energy: float) -> float:
+        """Total energy minus the per-element reference energies (pacemaker's energy_corrected)."""
+        missing = sorted(set(atoms.get_chemical_symbols()) - set(self.reference_energies))
+        if missing:
+            raise DatasetError(f"no reference energy for {', '.join(missing)}")
+        return energy - sum(self.reference_energies[symbol] for symbol in atoms.symbols)
+
+    def to_dataframe(self, structures: Iterable[LabeledStructure]) -> pd.DataFrame:
+        """pacemaker's columns: ase_atoms, energy, forces, energy_corrected (+ name, db_id)."""
+        rows = [self._row(structure) for structure in structures]
+        columns = ["name", "db_id", "ase_atoms", "energy", "forces", "energy_corrected"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def _row(self, structure: LabeledStructure) -> dict[str, object]:
+        energy, forces = structure.energy, structure.forces
+        atoms = structure.atoms
+        if forces.shape != (len(atoms), 3):
+            raise DatasetError(f"structure {structure.row_id}: forces have shape {forces.shape}")
+        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+            raise DatasetError(f"structure {structure.row_id}: energy or forces are not finite")
+        plain = Atoms(
+            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+        )
+        return {
+            "name": f"row_{structure.row_id}",
+            "db_id": structure.row_id,
+            "ase_atoms": plain,
+            "energy": energy,
+            "forces": forces,
+            "energy_corrected": self.corrected_energy(atoms, energy),
+        }
+
+    def write_pacemaker(self, structures: Iterable[LabeledStructure], path: Path) -> int:
+        """Write the gzipped DataFrame pickle pacemaker reads; returns the number of rows."""
+        frame = self.to_dataframe(structures)
+        if frame.empty:
+            raise DatasetError(f"{path.name}: no structures to write")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_pickle(path, compression="gzip", protocol=4)
+        logger.info("wrote %d structures to %s", len(frame), path)
+        return len(frame)
+
+    def write_extxyz(self, structures: Iterable[LabeledStructure], path: Path) -> int:
+        """extxyz with energy, forces, stress (when known), db_id, split and energy_corrected."""
+        frames = [self._extxyz_frame(structure) for structure in structures]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ase.io.write(path, frames, format="extxyz")
+        return len(frames)
+
+    def _extxyz_frame(self, structure: LabeledStructure) -> Atoms:
+        atoms = structure.atoms
+        frame = Atoms(
+            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+        )
+        results: dict[str, object] = {"energy": structure.energy, "forces": structure.forces}
+        if structure.stress is not None:
+            results["stress"] = structure.stress
+        frame.calc = SinglePointCalculator(frame, **results)
+        frame.info.update(
+            {
+                "db_id": structure.row_id,
+                "split": structure.split,
+                "energy_corrected": self.corrected_energy(atoms, structure.energy),
+            }
+        )
+        return frame

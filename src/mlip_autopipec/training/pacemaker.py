@@ -1,0 +1,285 @@
+"""PacemakerWrapper: fit an ACE potential with pacemaker, build its active set, convert to .yace.
+
+Recipe of one fit (all in `iter_NNN.tmp/`, renamed to `iter_NNN/` only when every step worked,
+so a crash or timeout never leaves a half-written potential where the next stage looks):
+write data -> write input.yaml -> pacemaker -> pace_activeset -> pace_yaml2yace -> metrics,
+plots -> rename.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlip_autopipec.config import TrainingConfig
+from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executable, run_process
+from mlip_autopipec.training.dataset import TEST, TRAIN, DatasetBuilder, LabeledStructure
+from mlip_autopipec.training.inputs import (
+    DataFiles,
+    FitStart,
+    build_input,
+    choose_start,
+    potential_section,
+    read_input,
+    validate_input,
+    write_input,
+)
+from mlip_autopipec.training.metrics import (
+    LOSS_HISTORY,
+    TEST_PREDICTIONS,
+    TRAIN_PREDICTIONS,
+    FitMetrics,
+    MetricsError,
+    read_loss_history,
+    read_metrics,
+    read_predictions,
+    summarize,
+    write_metrics,
+)
+from mlip_autopipec.training.plots import PLOTS, plot_fit
+
+logger = logging.getLogger(__name__)
+
+INPUT_FILE = "input.yaml"
+TRAIN_DATA = "train.pckl.gzip"
+TEST_DATA = "test.pckl.gzip"
+DATASET_EXTXYZ = "dataset.extxyz"
+PREVIOUS_POTENTIAL = "previous_potential.yaml"
+POTENTIAL = "output_potential.yaml"
+ACTIVE_SET = "output_potential.asi"
+YACE = "output_potential.yace"
+FITTING_DATA_INFO = "fitting_data_info.pckl.gzip"
+PACEMAKER_LOG = "pacemaker.log"
+PACEMAKER_STDOUT = "pacemaker.out"
+METRICS_FILE = "metrics.json"
+STAGING_SUFFIX = ".tmp"
+QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+class TrainingError(RuntimeError):
+    """A fit did not produce a usable potential; the message names the log to read."""
+
+
+def resolve_tool(name: str) -> str:
+    """An executable on PATH, or else installed next to this Python (a venv's bin/)."""
+    try:
+        return resolve_executable(name)
+    except ExecutableNotFoundError:
+        candidate = Path(sys.executable).parent / name
+        if os.sep not in name and candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+        raise
+
+
+@dataclass(frozen=True)
+class PacemakerProfile:
+    """How to launch pacemaker and its helper programs: resolved argument lists and a timeout."""
+
+    pacemaker: tuple[str, ...]
+    activeset: tuple[str, ...]
+    yaml2yace: tuple[str, ...]
+    timeout: float
+
+    @classmethod
+    def from_config(cls, training: TrainingConfig) -> PacemakerProfile:
+        return cls(
+            pacemaker=(resolve_tool(training.command[0]), *training.command[1:]),
+            activeset=(resolve_tool("pace_activeset"),),
+            yaml2yace=(resolve_tool("pace_yaml2yace"),),
+            timeout=training.timeout,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A finished fit: its folder (potentials/iter_NNN) and metrics; paths of what it holds."""
+
+    folder: Path
+    metrics: FitMetrics
+
+    @classmethod
+    def load(cls, folder: Path) -> TrainingResult:
+        return cls(folder=folder, metrics=read_metrics(folder / METRICS_FILE))
+
+    @property
+    def potential(self) -> Path:
+        """B-basis .yaml: for pyace.PyACECalculator (with the active set) and up-fitting."""
+        return self.folder / POTENTIAL
+
+    @property
+    def active_set(self) -> Path:
+        return self.folder / ACTIVE_SET
+
+    @property
+    def yace(self) -> Path:
+        """Ctilde-basis .yace: for LAMMPS pair_style pace (takes no active set in pyace)."""
+        return self.folder / YACE
+
+    @property
+    def log(self) -> Path:
+        return self.folder / PACEMAKER_LOG
+
+    @property
+    def plots(self) -> list[Path]:
+        return [self.folder / name for name in PLOTS if (self.folder / name).is_file()]
+
+
+def staging_folder(target_dir: Path) -> Path:
+    return target_dir.with_name(target_dir.name + STAGING_SUFFIX)
+
+
+class PacemakerWrapper:
+    """Fits one iteration's potential; up-fits from the previous one when given."""
+
+    def __init__(
+        self,
+        training: TrainingConfig,
+        elements: Sequence[str],
+        profile: PacemakerProfile | None = None,
+    ) -> None:
+        self.training = training
+        self.elements = list(elements)
+        self.profile = profile or PacemakerProfile.from_config(training)
+
+    def fit(
+        self,
+        structures: Sequence[LabeledStructure],
+        builder: DatasetBuilder,
+        target_dir: Path,
+        previous: TrainingResult | None = None,
+    ) -> TrainingResult:
+        """Fit on the train structures, test on the test ones; results land in target_dir."""
+        if target_dir.exists():
+            raise TrainingError(f"{target_dir} exists already; it holds a finished fit")
+        staging = staging_folder(target_dir)
+        if staging.exists():
+            shutil.rmtree(staging)  # left by a run that crashed or was killed
+        staging.mkdir(parents=True)
+        start = self._prepare(structures, builder, staging, previous)
+        fit_seconds = self._run_pacemaker(staging)
+        self._run_helper(
+            "pace_activeset", [*self.profile.activeset, "-d", FITTING_DATA_INFO, POTENTIAL], staging
+        )
+        self._run_helper(
+            "pace_yaml2yace", [*self.profile.yaml2yace, POTENTIAL, "-o", YACE], staging
+        )
+        metrics = self._metrics(staging, start, fit_seconds, builder, previous)
+        write_metrics(metrics, staging / METRICS_FILE)
+        staging.rename(target_dir)
+        logger.info("potential written to %s", target_dir / POTENTIAL)
+        return TrainingResult(folder=target_dir, metrics=metrics)
+
+    def _prepare(
+        self,
+        structures: Sequence[LabeledStructure],
+        builder: DatasetBuilder,
+        staging: Path,
+        previous: TrainingResult | None,
+    ) -> FitStart:
+        train = [s for s in structures if s.split == TRAIN]
+        test = [s for s in structures if s.split == TEST]
+        if not train:
+            raise TrainingError(
+                "no training structures: every labeled structure is in the test set"
+            )
+        builder.write_pacemaker(train, staging / TRAIN_DATA)
+        if test:
+            builder.write_pacemaker(test, staging / TEST_DATA)
+        else:
+            logger.warning("no test structures yet; test errors are not available this iteration")
+        builder.write_extxyz(structures, staging / DATASET_EXTXYZ)
+        start = self._start(previous, staging)
+        files = DataFiles(TRAIN_DATA, TEST_DATA if test else None, builder.reference_energies)
+        write_input(build_input(self.training, self.elements, files, start), staging / INPUT_FILE)
+        validate_input(read_input(staging / INPUT_FILE), staging)
+        logger.info("fit starts from %s (%s)", start.mode, start.reason)
+        return start
+
+    def _start(self, previous: TrainingResult | None, staging: Path) -> FitStart:
+        if previous is None or not self.training.upfit:
+            return FitStart()
+        current = potential_section(self.training, self.elements)
+        start = choose_start(current, previous.metrics.potential_section, PREVIOUS_POTENTIAL)
+        if start.mode != "scratch":
+            shutil.copyfile(previous.potential, staging / PREVIOUS_POTENTIAL)
+        return start
+
+    def _run_pacemaker(self, staging: Path) -> float:
+        argv = [*self.profile.pacemaker, INPUT_FILE]
+        logger.info("running %s in %s", " ".join(argv), staging)
+        returncode, seconds = run_process(
+            argv,
+            cwd=staging,
+            timeout=self.profile.timeout,
+            stdout_name=PACEMAKER_STDOUT,
+            stderr_name=PACEMAKER_LOG,
+            env=QUIET_TENSORFLOW,
+        )
+        log = staging / PACEMAKER_LOG
+        if returncode is None:
+            raise TrainingError(
+                f"pacemaker did not finish within {self.profile.timeout:g} s and was stopped; "
+                f"the previous potential is unchanged; see {log}"
+            )
+        if returncode != 0 or not (staging / POTENTIAL).is_file():
+            raise TrainingError(
+                f"pacemaker failed (exit code {returncode}); the previous potential is unchanged; "
+                f"see {log}{_tail(log)}"
+            )
+        return seconds
+
+    def _run_helper(self, name: str, argv: list[str], staging: Path) -> None:
+        stdout, stderr = f"{name}.out", f"{name}.log"
+        returncode, _ = run_process(
+            argv, staging, self.profile.timeout, stdout, stderr, env=QUIET_TENSORFLOW
+        )
+        if returncode != 0:
+            raise TrainingError(
+                f"{name} failed (exit code {returncode}); the previous potential is unchanged; "
+                f"see {staging / stderr}{_tail(staging / stderr)}"
+            )
+
+    def _metrics(
+        self,
+        staging: Path,
+        start: FitStart,
+        fit_seconds: float,
+        builder: DatasetBuilder,
+        previous: TrainingResult | None,
+    ) -> FitMetrics:
+        try:
+            train = read_predictions(staging / TRAIN_PREDICTIONS)
+            has_test = (staging / TEST_DATA).is_file()
+            test = read_predictions(staging / TEST_PREDICTIONS) if has_test else None
+            history = read_loss_history(staging / LOSS_HISTORY)
+            train_summary = summarize(train)
+            test_summary = summarize(test) if test is not None else None
+        except MetricsError as error:
+            raise TrainingError(f"{error}; see {staging / PACEMAKER_LOG}") from None
+        plot_fit({"train": train, **({"test": test} if test is not None else {})}, staging)
+        upfit = previous is not None and start.mode != "scratch"
+        return FitMetrics(
+            train=train_summary,
+            test=test_summary,
+            initial_loss=history[0][1],
+            final_loss=history[-1][1],
+            n_iterations=history[-1][0],
+            fit_seconds=round(fit_seconds, 3),
+            start_mode=start.mode,
+            previous_potential=str(previous.potential) if upfit and previous else None,
+            reference_energies=dict(builder.reference_energies),
+            potential_section=potential_section(self.training, self.elements),
+        )
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("\n  " + "\n  ".join(text)) if text else ""

@@ -1,0 +1,189 @@
+"""The whole loop with real pw.x, real pacemaker, real gamma: tiny settings, two iterations."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlip_autopipec.config import MLIPConfig, load_config
+from mlip_autopipec.core import keys
+from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.training import finished_fits
+from tests.conftest import MINIMAL_CONFIG
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed"),
+]
+
+COUNTING_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_counting.py"
+
+
+def tiny_campaign(root: Path, max_iterations: int) -> Path:
+    data: dict[str, Any] = copy.deepcopy(MINIMAL_CONFIG)
+    data["system"]["min_distance"] = 1.0
+    data["dft"]["command"] = [sys.executable, str(COUNTING_PW), str(root / "pw_calls.log"),
+                              shutil.which("pw.x")]  # fmt: skip
+    data["exploration"] = {
+        "generation": {
+            "seed": 1,
+            "supercells": [[1, 1, 1]],
+            "volumetric_strains": [-0.03, 0.0, 0.03],
+            "shear_strains": [0.02],
+            "rattle_stdev": [0.05],
+            "rattles_per_structure": 1,
+            "mc_rattle": False,
+            "vacancies": 0,
+        },
+        "selection": {"n_select": 4},
+    }
+    data["training"] = {
+        "number_of_functions_per_element": 10,
+        "maxiter": 20,
+        "test_fraction": 0.25,
+    }
+    data["inference"] = {
+        "temperatures": [2500.0],
+        "steps": 100,
+        "gamma_every": 5,
+        "gamma_lower": 1.2,
+        "gamma_upper": 8.0,
+        "max_frames": 4,
+    }
+    data["workflow"] = {"work_dir": "work", "max_iterations": max_iterations}
+    data["compute"] = {"n_workers": 2}
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlip_autopipec", *args]
+
+
+def pw_calls(root: Path) -> Counter[str]:
+    log = root / "pw_calls.log"
+    lines = log.read_text().split() if log.exists() else []
+    return Counter(str(Path(line).parent.name) for line in lines)  # the row's folder
+
+
+def assert_every_label_once(config: MLIPConfig) -> list[int]:
+    database = open_database(config)
+    labeled = database.select(**{keys.STATUS: keys.LABELED})
+    assert labeled
+    for record in labeled:
+        assert record.key_value_pairs[keys.DFT_ATTEMPTS] == 1
+        assert len(record.data[keys.DFT_ATTEMPTS]) == 1
+    assert database.count(**{keys.STATUS: keys.LABELING}) == 0
+    return [record.id for record in labeled]
+
+
+@pytest.fixture(scope="module")
+def two_iterations(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MLIPConfig, str]:
+    root = tmp_path_factory.mktemp("e2e")
+    config_path = tiny_campaign(root, max_iterations=2)
+    result = subprocess.run(cli("run", str(config_path)), capture_output=True, text=True,
+                            timeout=1200)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root, load_config(config_path), result.stdout
+
+
+def test_two_iterations_end_to_end(two_iterations: tuple[Path, MLIPConfig, str]) -> None:
+    root, config, output = two_iterations
+    fits = dict(finished_fits(config))
+    assert sorted(fits) == [0, 1]
+    database = open_database(config)
+    extracted = database.select(origin="md:extract")
+    assert extracted, "iteration 1 found no extrapolative environment"
+    assert any(r.status == keys.LABELED for r in extracted)
+    ids = assert_every_label_once(config)
+    assert sum(pw_calls(root).values()) == len(ids)  # nothing computed twice
+    assert fits[1].metrics.train.n_structures + (
+        fits[1].metrics.test.n_structures if fits[1].metrics.test else 0
+    ) == len(ids)  # noqa: E501
+    assert "stopped" in output
+
+
+def test_status_and_report(two_iterations: tuple[Path, MLIPConfig, str]) -> None:
+    root, config, _ = two_iterations
+    status = subprocess.run(cli("status", str(root / "config.yaml")), capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert status.returncode == 0
+    assert "Iterations" in status.stdout and "meV/Å" in status.stdout
+    report = subprocess.run(cli("report", str(root / "config.yaml")), capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    folder = config.workflow.work_dir / "report"
+    assert (folder / "learning_curve.png").stat().st_size > 0
+    assert (folder / "gamma_distributions.png").stat().st_size > 0
+    page = (folder / "index.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3
+
+
+def run_until(command: list[str], condition: Callable[[], bool], limit: float = 900) -> bool:
+    """Start command; SIGKILL it as soon as condition() holds. False if it ended first."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + limit
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if condition():
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            time.sleep(0.1)  # polling for a state of the run, not waiting out a race
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return False
+
+
+def test_killed_during_labeling_and_training_resumes_without_repeating_dft(
+    tmp_path: Path,
+) -> None:
+    config_path = tiny_campaign(tmp_path, max_iterations=1)
+    config = load_config(config_path)
+    work = config.workflow.work_dir
+
+    def some_labeled() -> bool:
+        if not config.workflow.database_path.exists():
+            return False
+        database = open_database(config)
+        return (
+            database.count(**{keys.STATUS: keys.LABELED}) >= 1
+            and database.count(**{keys.STATUS: keys.LABELING}) >= 1
+        )
+
+    def training_started() -> bool:
+        return (work / "potentials" / "iter_000.tmp" / "input.yaml").exists()
+
+    assert run_until(cli("run", str(config_path)), some_labeled), "labeling ended before the kill"
+    calls_before_restart = sum(pw_calls(tmp_path).values())
+    labeled_before = set(open_database(config).ids(**{keys.STATUS: keys.LABELED}))
+    assert run_until(cli("run", str(config_path)), training_started), "no training to kill"
+    final = subprocess.run(cli("run", str(config_path)), capture_output=True, text=True,
+                           timeout=1200)  # fmt: skip
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+
+    ids = assert_every_label_once(config)
+    assert len(ids) == 4
+    calls = pw_calls(tmp_path)
+    for row_id in labeled_before:  # finished before the kill: never run again
+        assert calls[f"{row_id:06d}"] == 1
+    # Uninterrupted, each structure is one pw.x call; the kill may cost the runs in flight.
+    n_workers = config.compute.n_workers
+    assert len(ids) <= sum(calls.values()) <= len(ids) + n_workers
+    assert sum(calls.values()) - calls_before_restart <= len(ids) - len(labeled_before)
+    assert [n for n, _ in finished_fits(config)] == [0]
