@@ -104,7 +104,7 @@ def status(config_path: ConfigArg) -> None:
     console.print(table)
     rows = iteration_rows(config)
     if any(r.train_rmse_forces is not None or r.wall_times for r in rows):
-        console.print(_iterations_table(rows))
+        console.print(_iterations_table(rows), width=max(console.width, 150))
     reason = stop_reason(config)
     if reason:
         console.print(f"workflow stopped: {reason}")
@@ -270,8 +270,11 @@ def _print_training_result(result: TrainingResult) -> None:
         )
     console.print(table)
     console.print(
-        f"loss {metrics.initial_loss:.4g} -> {metrics.final_loss:.4g} in "
-        f"{metrics.n_iterations} iterations, {metrics.fit_seconds:.0f} s"
+        f"{metrics.start_mode} ({metrics.start_reason}); loss {metrics.initial_loss:.4g} -> "
+        f"{metrics.final_loss:.4g} in {metrics.n_iterations} iterations, "
+        f"{metrics.fit_seconds:.0f} s",
+        highlight=False,
+        soft_wrap=True,
     )
     for label, path in (
         ("potential", f"{result.potential}  (for LAMMPS: {result.yace.name})"),

@@ -28,6 +28,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed"),
 ]
 
+N_SELECT = 5
 COUNTING_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_counting.py"
 
 
@@ -47,12 +48,12 @@ def tiny_campaign(root: Path, max_iterations: int) -> Path:
             "mc_rattle": False,
             "vacancies": 0,
         },
-        "selection": {"n_select": 4},
+        "selection": {"n_select": N_SELECT},
     }
     data["training"] = {
         "number_of_functions_per_element": 10,
         "maxiter": 20,
-        "test_fraction": 0.25,
+        "test_fraction": 0.4,
     }
     data["inference"] = {
         "temperatures": [2500.0],
@@ -178,7 +179,7 @@ def test_killed_during_labeling_and_training_resumes_without_repeating_dft(
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
 
     ids = assert_every_label_once(config)
-    assert len(ids) == 4
+    assert len(ids) == N_SELECT
     calls = pw_calls(tmp_path)
     for row_id in labeled_before:  # finished before the kill: never run again
         assert calls[f"{row_id:06d}"] == 1

@@ -15,6 +15,7 @@ from mlip_autopipec.training.inputs import (
     InputError,
     build_input,
     choose_start,
+    grown_too_much,
     potential_section,
     read_input,
     validate_input,
@@ -139,6 +140,14 @@ def test_choose_start() -> None:
     assert choose_start(more, base, "p.yaml").mode == "extend"
     assert choose_start(fewer, base, "p.yaml").mode == "scratch"
     assert choose_start(other_cutoff, base, "p.yaml").mode == "scratch"
+
+
+def test_growth_limit_for_upfitting() -> None:
+    assert not grown_too_much(previous_train=20, current_train=30, max_growth=0.5)
+    assert grown_too_much(previous_train=20, current_train=31, max_growth=0.5)
+    assert grown_too_much(previous_train=9, current_train=17, max_growth=0.5)
+    assert not grown_too_much(previous_train=17, current_train=21, max_growth=0.5)
+    assert not grown_too_much(previous_train=20, current_train=20, max_growth=0.0)
 
 
 @pytest.mark.parametrize(

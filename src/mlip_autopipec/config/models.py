@@ -290,6 +290,12 @@ class TrainingConfig(Section):
     timeout: PositiveFloat = 7200.0
     command: list[str] = Field(default_factory=lambda: ["pacemaker"], min_length=1)
     upfit: bool = True
+    upfit_max_growth: NonNegativeFloat = Field(
+        0.5,
+        description="Fit from scratch instead of up-fitting when the training set grew by more "
+        "than this fraction since the previous potential (a potential fitted on few structures "
+        "is a poor starting point for many more).",
+    )
 
     @field_validator("command")
     @classmethod

@@ -111,6 +111,12 @@ def choose_start(
     return FitStart(reason="basis settings changed since the previous potential")
 
 
+def grown_too_much(previous_train: int, current_train: int, max_growth: float) -> bool:
+    """Whether the training set grew by more than `max_growth` (a fraction) since the previous
+    fit, so that its potential is a poor starting point and a fit from scratch is better."""
+    return current_train > (1.0 + max_growth) * previous_train
+
+
 def _functions(section: Mapping[str, Any]) -> int:
     return int(section.get("functions", {}).get("number_of_functions_per_element", 0))
 

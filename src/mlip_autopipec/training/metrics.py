@@ -48,6 +48,7 @@ class FitMetrics:
     previous_potential: str | None
     reference_energies: dict[str, float]
     potential_section: dict[str, Any]
+    start_reason: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -24,6 +24,7 @@ from mlip_autopipec.training.inputs import (
     FitStart,
     build_input,
     choose_start,
+    grown_too_much,
     potential_section,
     read_input,
     validate_input,
@@ -193,16 +194,20 @@ class PacemakerWrapper:
         else:
             logger.warning("no test structures yet; test errors are not available this iteration")
         builder.write_extxyz(structures, staging / DATASET_EXTXYZ)
-        start = self._start(previous, staging)
+        start = self._start(previous, staging, len(train))
         files = DataFiles(TRAIN_DATA, TEST_DATA if test else None, builder.reference_energies)
         write_input(build_input(self.training, self.elements, files, start), staging / INPUT_FILE)
         validate_input(read_input(staging / INPUT_FILE), staging)
         logger.info("fit starts from %s (%s)", start.mode, start.reason)
         return start
 
-    def _start(self, previous: TrainingResult | None, staging: Path) -> FitStart:
+    def _start(self, previous: TrainingResult | None, staging: Path, n_train: int) -> FitStart:
         if previous is None or not self.training.upfit:
             return FitStart()
+        n_before = previous.metrics.train.n_structures
+        if grown_too_much(n_before, n_train, self.training.upfit_max_growth):
+            growth = f"{n_before} -> {n_train} training structures"
+            return FitStart(reason=f"training set grew too much for up-fitting ({growth})")
         current = potential_section(self.training, self.elements)
         start = choose_start(current, previous.metrics.potential_section, PREVIOUS_POTENTIAL)
         if start.mode != "scratch":
@@ -271,6 +276,7 @@ class PacemakerWrapper:
             n_iterations=history[-1][0],
             fit_seconds=round(fit_seconds, 3),
             start_mode=start.mode,
+            start_reason=start.reason,
             previous_potential=str(previous.potential) if upfit and previous else None,
             reference_energies=dict(builder.reference_energies),
             potential_section=potential_section(self.training, self.elements),
