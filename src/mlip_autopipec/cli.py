@@ -104,7 +104,7 @@ def status(config_path: ConfigArg) -> None:
     console.print(table)
     rows = iteration_rows(config)
     if any(r.train_rmse_forces is not None or r.wall_times for r in rows):
-        console.print(_iterations_table(rows), width=max(console.width, 150))
+        Console(width=max(console.width, 150)).print(_iterations_table(rows))
     reason = stop_reason(config)
     if reason:
         console.print(f"workflow stopped: {reason}")

@@ -162,6 +162,29 @@ def test_upfit_continues_from_the_previous_potential(
     assert newest is not None and newest.folder == upfit.folder
 
 
+def test_stalled_upfit_is_checked_against_a_fit_from_scratch(
+    trained_campaign: TrainedCampaign, tmp_path: Path
+) -> None:
+    # A ratio this small calls every up-fit stalled, so both fits run and the better one stays.
+    config = trained_campaign.copy_to(tmp_path, upfit_fallback_ratio=0.01, maxiter=10)
+    result = train_iteration(config, iteration=1)
+    discarded = result.folder / "discarded_fit"
+    upfit_log, scratch_log = (
+        (result.folder, discarded)
+        if result.metrics.start_mode == "continue"
+        else (discarded, result.folder)
+    )
+    kept_loss = read_loss_history(result.folder / "metrics.txt")[-1][1]
+    other_loss = read_loss_history(discarded / "metrics.txt")[-1][1]
+    assert kept_loss <= other_loss
+    assert result.metrics.final_loss == kept_loss
+    assert "previous_potential.yaml" in (upfit_log / "input.yaml").read_text()
+    assert "previous_potential.yaml" not in (scratch_log / "input.yaml").read_text()
+    assert "from scratch" in result.metrics.start_reason
+    assert result.active_set.is_file() and result.yace.is_file()
+    assert not list(result.folder.parent.glob("*.tmp*"))
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

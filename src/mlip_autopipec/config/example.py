@@ -25,7 +25,7 @@ exploration:
       max_atoms: 64
   surrogate:
     name: chgnet              # runs offline with its bundled weights; or mace + model_path
-    torch_threads: 2
+    torch_threads: 1
     max_force: 20.0           # eV/Å
     max_energy_above_min: 1.0 # eV/atom
   selection:
@@ -33,7 +33,7 @@ exploration:
 
 dft:
   command: [pw.x]
-  launcher: [mpirun, --allow-run-as-root, -np, "1"]
+  launcher: []                # e.g. [mpirun, -np, "4"]; here one pw.x process per Dask worker
   pseudo_dir: /usr/share/espresso/pseudo
   pseudopotentials: {Si: Si.pbe-rrkj.UPF}
   ecutwfc: 24.0               # Ry
@@ -60,8 +60,8 @@ inference:
   temperatures: [300, 900, 1500]
   steps: 300
   timestep: 1.0               # fs
-  gamma_lower: 2.0            # keep frames above this extrapolation grade
-  gamma_upper: 10.0           # stop the MD above this one
+  gamma_lower: 1.5            # keep frames at or above this extrapolation grade
+  gamma_upper: 8.0            # stop the MD at or above this one
   gamma_every: 10
 
 workflow:

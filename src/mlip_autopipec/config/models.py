@@ -296,6 +296,11 @@ class TrainingConfig(Section):
         "than this fraction since the previous potential (a potential fitted on few structures "
         "is a poor starting point for many more).",
     )
+    upfit_fallback_ratio: PositiveFloat = Field(
+        3.0,
+        description="When an up-fit ends with a train loss above this multiple of the previous "
+        "fit's final loss, also fit from scratch and keep the fit with the lower loss.",
+    )
 
     @field_validator("command")
     @classmethod

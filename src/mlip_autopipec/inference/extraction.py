@@ -109,7 +109,7 @@ def extract_environments(
 def deduplicate(vectors: np.ndarray, reference: np.ndarray | None, tolerance: float) -> list[int]:
     """Indices of `vectors` to keep: none closer than `tolerance` to a kept one or to `reference`.
 
-    Distances are Euclidean on the given (already normalised) descriptors.
+    Distances are Euclidean on the given descriptors.
     """
     kept: list[int] = []
     for index, vector in enumerate(vectors):

@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 SUMMARY_FILE = "md_summary.json"
 FRAMES_FILE = "extrapolative_frames.extxyz"
 EXTRACT_ORIGIN = "md:extract"
-DEDUP_TOLERANCE = 0.05  # on L2-normalised ACE projections of the centre atom
+# Two environments are duplicates when the ACE projections (B-basis functions) of their centre
+# atoms differ by less than this fraction of a typical projection vector's length.
+DEDUP_RELATIVE_TOLERANCE = 0.005
 
 
 @dataclass
@@ -230,27 +232,34 @@ def _new_and_valid(
     vectors = _centre_projections([environments[i] for i in valid], fit)
     labeled = [r.atoms for r in database.select(**{keys.STATUS: keys.LABELED})]
     reference = _all_projections(labeled, fit) if labeled else None
-    return [valid[i] for i in deduplicate(vectors, reference, DEDUP_TOLERANCE)]
+    scale = float(np.mean(np.linalg.norm(vectors, axis=1))) or 1.0
+    tolerance = DEDUP_RELATIVE_TOLERANCE * scale
+    return [valid[i] for i in deduplicate(vectors, reference, tolerance)]
 
 
-def _projections(atoms: Atoms, fit: TrainingResult) -> np.ndarray:
+def _projections(atoms: Atoms, calculator: Any) -> np.ndarray:
+    """Per-atom ACE projections (B-basis function values): the potential's own descriptor."""
+    probe = atoms.copy()
+    probe.calc = calculator
+    probe.get_potential_energy()
+    return np.asarray(calculator.projections, dtype=float)
+
+
+def _ace_calculator(fit: TrainingResult) -> Any:
     from pyace import PyACECalculator
 
-    probe = atoms.copy()
-    probe.calc = PyACECalculator(str(fit.potential))
-    probe.get_potential_energy()
-    vectors = np.asarray(probe.calc.projections, dtype=float)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
+    return PyACECalculator(str(fit.potential))
 
 
 def _centre_projections(
     environments: list[ExtractedEnvironment], fit: TrainingResult
 ) -> np.ndarray:
+    calculator = _ace_calculator(fit)
     return np.vstack(
-        [_projections(env.atoms, fit)[env.centre_in_environment] for env in environments]
+        [_projections(env.atoms, calculator)[env.centre_in_environment] for env in environments]
     )
 
 
 def _all_projections(structures: list[Atoms], fit: TrainingResult) -> np.ndarray:
-    return np.vstack([_projections(atoms, fit) for atoms in structures])
+    calculator = _ace_calculator(fit)
+    return np.vstack([_projections(atoms, calculator) for atoms in structures])

@@ -59,9 +59,14 @@ def iteration_rows(config: MLIPConfig) -> list[IterationRow]:
             if phase is not None:
                 row.wall_times[name] = phase["wall_time"]
                 if name == "infer":
-                    row.extrapolative_share = phase.get("extrapolative_share", {})
+                    shares = phase.get("extrapolative_share", {})
+                    row.extrapolative_share = dict(sorted(shares.items(), key=_as_number))
         rows.append(row)
     return rows
+
+
+def _as_number(item: tuple[str, float]) -> float:
+    return float(item[0])
 
 
 def stop_reason(config: MLIPConfig) -> str | None:

@@ -2,8 +2,13 @@
 
 Recipe of one fit (all in `iter_NNN.tmp/`, renamed to `iter_NNN/` only when every step worked,
 so a crash or timeout never leaves a half-written potential where the next stage looks):
-write data -> write input.yaml -> pacemaker -> pace_activeset -> pace_yaml2yace -> metrics,
-plots -> rename.
+write data -> write input.yaml -> pacemaker (an up-fit that stalls is checked against a fit
+from scratch) -> pace_activeset -> pace_yaml2yace -> metrics, plots -> rename.
+
+Files in iter_NNN/: output_potential.yaml (B-basis, for pyace + active set), .asi (active set),
+.yace (for LAMMPS), metrics.json, *.png, pacemaker.log (its stderr: the log), input.yaml,
+train/test.pckl.gzip, dataset.extxyz, and pacemaker's own outputs (metrics.txt, *_pred.pckl.gzip,
+fitting_data_info.pckl.gzip, report/).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ PACEMAKER_LOG = "pacemaker.log"
 PACEMAKER_STDOUT = "pacemaker.out"
 METRICS_FILE = "metrics.json"
 STAGING_SUFFIX = ".tmp"
+SCRATCH_SUFFIX = ".scratch"
+DISCARDED_FIT = "discarded_fit"
 QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -157,12 +164,13 @@ class PacemakerWrapper:
         """Fit on the train structures, test on the test ones; results land in target_dir."""
         if target_dir.exists():
             raise TrainingError(f"{target_dir} exists already; it holds a finished fit")
-        staging = staging_folder(target_dir)
-        if staging.exists():
-            shutil.rmtree(staging)  # left by a run that crashed or was killed
-        staging.mkdir(parents=True)
+        staging = _fresh_folder(staging_folder(target_dir))
         start = self._prepare(structures, builder, staging, previous)
         fit_seconds = self._run_pacemaker(staging)
+        if previous is not None and start.mode != "scratch":
+            staging, start, fit_seconds = self._no_worse_than_scratch(
+                structures, builder, (staging, start, fit_seconds), previous
+            )
         self._run_helper(
             "pace_activeset", [*self.profile.activeset, "-d", FITTING_DATA_INFO, POTENTIAL], staging
         )
@@ -174,6 +182,41 @@ class PacemakerWrapper:
         staging.rename(target_dir)
         logger.info("potential written to %s", target_dir / POTENTIAL)
         return TrainingResult(folder=target_dir, metrics=metrics)
+
+    def _no_worse_than_scratch(
+        self,
+        structures: Sequence[LabeledStructure],
+        builder: DatasetBuilder,
+        upfit: tuple[Path, FitStart, float],
+        previous: TrainingResult,
+    ) -> tuple[Path, FitStart, float]:
+        """An up-fit can stall in the previous potential's minimum when the new structures are
+        far from the old ones (measured on Si: 10x the loss a fit from scratch reaches). When
+        it ends above upfit_fallback_ratio x the previous final loss, fit from scratch as well
+        and keep the fit with the lower train loss; the other one goes into discarded_fit/."""
+        staging, start, seconds = upfit
+        upfit_loss, before = _final_loss(staging), previous.metrics.final_loss
+        ratio = self.training.upfit_fallback_ratio
+        if upfit_loss <= ratio * before:
+            return upfit
+        logger.warning(
+            "up-fit ended at loss %.3g > %g x %.3g; fitting from scratch too",
+            upfit_loss,
+            ratio,
+            before,
+        )
+        scratch = _fresh_folder(staging.with_name(staging.name + SCRATCH_SUFFIX))
+        scratch_start = self._prepare(structures, builder, scratch, None)
+        seconds += self._run_pacemaker(scratch)
+        scratch_loss = _final_loss(scratch)
+        keep, drop = (scratch, staging) if scratch_loss <= upfit_loss else (staging, scratch)
+        kept = scratch_start if keep == scratch else start
+        shutil.move(drop, keep / DISCARDED_FIT)
+        reason = (
+            f"up-fit ended at loss {upfit_loss:.3g} > {ratio:g} x previous {before:.3g}, "
+            f"from scratch {scratch_loss:.3g}: kept {kept.mode}"
+        )
+        return keep, FitStart(kept.mode, kept.previous, reason), seconds
 
     def _prepare(
         self,
@@ -281,6 +324,20 @@ class PacemakerWrapper:
             reference_energies=dict(builder.reference_energies),
             potential_section=potential_section(self.training, self.elements),
         )
+
+
+def _fresh_folder(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)  # left by a run that crashed or was killed
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _final_loss(staging: Path) -> float:
+    try:
+        return read_loss_history(staging / LOSS_HISTORY)[-1][1]
+    except MetricsError as error:
+        raise TrainingError(f"{error}; see {staging / PACEMAKER_LOG}") from None
 
 
 def _tail(path: Path, lines: int = 6) -> str:
