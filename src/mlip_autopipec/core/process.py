@@ -20,13 +20,16 @@ class ExecutableNotFoundError(RuntimeError):
 
 
 def resolve_executable(name: str) -> str:
-    """Absolute path of an executable given by name (searched on PATH) or by path."""
+    """Absolute path of an executable given by name (searched on PATH) or by path.
+
+    Symbolic links are kept: a virtual environment's `bin/python` must stay itself.
+    """
     found = shutil.which(name)
     if found is None:
         raise ExecutableNotFoundError(
             f"{name!r} not found or not executable; install it or give its full path in the config"
         )
-    return str(Path(found).resolve())
+    return os.path.abspath(found)
 
 
 def run_process(
