@@ -194,16 +194,25 @@ def label(config_path: ConfigArg) -> None:
     columns = (
         TextColumn("[bold]DFT"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed"),
+        TextColumn(
+            "{task.completed}/{task.total} done, {task.fields[failed]} failed, "
+            "{task.fields[running]} running"
+        ),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("dft", total=None, failed=0)
+        task = progress.add_task("dft", total=None, failed=0, running=0)
 
         def show(summary: LabelingSummary) -> None:
             done = summary.labeled + summary.failed
-            progress.update(task, total=summary.queued, completed=done, failed=summary.failed)
+            progress.update(
+                task,
+                total=summary.queued,
+                completed=done,
+                failed=summary.failed,
+                running=summary.running,
+            )
 
         try:
             with campaign_lock(config.workflow.work_dir):

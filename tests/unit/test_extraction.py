@@ -10,6 +10,7 @@ from mlip_autopipec.inference.extraction import (
     cut_environment,
     deduplicate,
     extract_environments,
+    relax_boundary,
     select_centres,
 )
 
@@ -81,3 +82,17 @@ def test_deduplicate_against_each_other_and_reference() -> None:
     assert deduplicate(vectors, None, 0.05) == [0, 2, 3]
     reference = np.array([[0.0, 1.0]])
     assert deduplicate(vectors, reference, 0.05) == [0, 3]
+
+
+def test_relax_boundary_moves_only_the_outer_atoms() -> None:
+    from ase.calculators.lj import LennardJones
+
+    environment = cut_environment(big_frame(2), 5, CUTOFF + 1.0, min_distance=1.5)
+    calculator = LennardJones(sigma=2.1, epsilon=0.1, rc=4.0)
+    relaxed = relax_boundary(environment, calculator, core_radius=CUTOFF, steps=5)
+    distances = environment.get_distances(0, range(len(environment)), mic=True)
+    core = distances <= CUTOFF
+    moved = np.linalg.norm(relaxed.positions - environment.positions, axis=1)
+    np.testing.assert_array_equal(moved[core], 0.0)
+    assert moved[~core].max() > 1e-3
+    assert relaxed.calc is None and not relaxed.constraints

@@ -360,6 +360,9 @@ class InferenceConfig(Section):
     gamma_every: PositiveInt = 10
     max_frames: PositiveInt = 10
     extraction_buffer: NonNegativeFloat = 1.0
+    relax_boundary: bool = Field(
+        False, description="Relax the cut-out environment's outer atoms, core fixed."
+    )
     timeout: PositiveFloat = 3600.0
 
     @model_validator(mode="after")

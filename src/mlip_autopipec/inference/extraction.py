@@ -8,10 +8,13 @@ the cutoff is exactly the original one. Small cells are kept whole instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.constraints import FixAtoms
 from ase.neighborlist import neighbor_list
+from ase.optimize import BFGS
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,21 @@ def deduplicate(vectors: np.ndarray, reference: np.ndarray | None, tolerance: fl
                 continue
         kept.append(index)
     return kept
+
+
+def relax_boundary(
+    environment: Atoms, calculator: Any, core_radius: float, fmax: float = 0.5, steps: int = 20
+) -> Atoms:
+    """Relax the atoms farther than `core_radius` from the centre (atom 0); the core stays put.
+
+    Cutting leaves the outer atoms with missing neighbours; a short relaxation with the
+    current potential heals the surface while the environment of interest is unchanged.
+    """
+    relaxed = environment.copy()
+    distances = relaxed.get_distances(0, range(len(relaxed)), mic=True)
+    relaxed.set_constraint(FixAtoms(indices=np.flatnonzero(distances <= core_radius)))
+    relaxed.calc = calculator
+    BFGS(relaxed, logfile=None).run(fmax=fmax, steps=steps)
+    relaxed.calc = None
+    relaxed.set_constraint()
+    return relaxed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from mlip_autopipec.inference.extraction import (
     ExtractedEnvironment,
     deduplicate,
     extract_environments,
+    relax_boundary,
 )
 from mlip_autopipec.inference.md import MDResult, MDRunSpec, PotentialFiles, run_md_task
 from mlip_autopipec.orchestration.database import open_database
@@ -193,6 +194,8 @@ def extract_candidates(config: MLIPConfig, iteration: int, fit: TrainingResult) 
                     "centre_gamma": round(env.gamma, 4),
                 }
             )
+    if config.inference.relax_boundary:
+        environments = _relaxed(environments, fit, config.training.cutoff)
     kept = _new_and_valid(environments, database, fit, config)
     ids = database.add_structures(
         [environments[i].atoms for i in kept],
@@ -210,6 +213,18 @@ def extract_candidates(config: MLIPConfig, iteration: int, fit: TrainingResult) 
     )
     # Counted from the database, so a rerun after a kill reports what the phase produced.
     return database.count(**{keys.ORIGIN: EXTRACT_ORIGIN, keys.ITERATION: iteration})
+
+
+def _relaxed(
+    environments: list[ExtractedEnvironment], fit: TrainingResult, core_radius: float
+) -> list[ExtractedEnvironment]:
+    calculator = _ace_calculator(fit)
+    return [
+        env
+        if env.whole_cell
+        else replace(env, atoms=relax_boundary(env.atoms, calculator, core_radius))
+        for env in environments
+    ]
 
 
 def _new_and_valid(

@@ -26,10 +26,15 @@ class LabelingSummary:
     failed_by_reason: Counter[str] = field(default_factory=Counter)
     dft_wall_time: float = 0.0
     elapsed: float = 0.0
+    slots: int = 0
 
     @property
     def failed(self) -> int:
         return sum(self.failed_by_reason.values())
+
+    @property
+    def running(self) -> int:
+        return min(self.slots, self.queued - self.labeled - self.failed)
 
 
 ProgressCallback = Callable[[LabelingSummary], None]
@@ -59,6 +64,9 @@ def label_selected(
     start = time.perf_counter()
     items = [(row.id, row.atoms) for row in rows]
     with TaskQueue(config.compute) as queue:
+        summary.slots = queue.n_slots
+        if on_progress is not None:
+            on_progress(summary)
         for batch in queue.map_unordered(label_structure, items, dft=config.dft, run_root=run_root):
             updates = [_to_update(result) for result in batch]
             database.store_results(updates)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlip_autopipec.config import ComputeConfig
+from mlip_autopipec.config import ComputeConfig, JobqueueConfig
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ class TaskQueue:
         if self.compute.scheduler_address:
             self._client = Client(self.compute.scheduler_address)
         elif self.compute.jobqueue is not None:
-            self._cluster = _jobqueue_cluster(self.compute)
+            assert self.compute.jobqueue is not None
+            self._cluster = jobqueue_cluster(self.compute.jobqueue)
+            self._cluster.scale(jobs=self.compute.jobqueue.jobs)
+            logger.info("submitting %d dask-jobqueue job(s)", self.compute.jobqueue.jobs)
             self._client = Client(self._cluster)
         else:
             self._cluster = LocalCluster(
@@ -100,14 +103,9 @@ def _result_or_failure(future: Any, item: Any) -> Any:
     return TaskFailure(item=item, error=f"{type(error).__name__}: {error}")
 
 
-def _jobqueue_cluster(compute: ComputeConfig) -> Any:
+def jobqueue_cluster(jobqueue: JobqueueConfig) -> Any:
+    """The dask-jobqueue cluster the config describes (no job submitted yet)."""
     import dask_jobqueue
 
-    assert compute.jobqueue is not None
-    cluster_class = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[compute.jobqueue.kind])
-    cluster = cluster_class(**compute.jobqueue.options)
-    cluster.scale(jobs=compute.jobqueue.jobs)
-    logger.info(
-        "dask-jobqueue %s cluster with %d job(s)", compute.jobqueue.kind, compute.jobqueue.jobs
-    )
-    return cluster
+    cluster_class = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[jobqueue.kind])
+    return cluster_class(**jobqueue.options)
