@@ -11,6 +11,7 @@ from ase import Atoms, units
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
+from mlip_autopipec.core.quiet_imports import pyace_calculator
 from mlip_autopipec.inference.md import MDResult, MDRunSpec, PotentialFiles
 
 logger = logging.getLogger(__name__)
@@ -21,12 +22,8 @@ class _Halt(Exception):
 
 
 def ace_calculator(potential: PotentialFiles, with_active_set: bool) -> object:
-    from pyace import PyACECalculator
-
-    calc = PyACECalculator(str(potential.yaml))
-    if with_active_set:
-        calc.set_active_set(str(potential.active_set))
-    return calc
+    active_set = str(potential.active_set) if with_active_set else None
+    return pyace_calculator(str(potential.yaml), active_set)
 
 
 def per_atom_gamma(atoms: Atoms, gamma_calc: object) -> np.ndarray:

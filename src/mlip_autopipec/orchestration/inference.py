@@ -16,6 +16,7 @@ from ase import Atoms
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, StructureError, validate_structure
+from mlip_autopipec.core.quiet_imports import pyace_calculator
 from mlip_autopipec.inference.extraction import (
     ExtractedEnvironment,
     deduplicate,
@@ -261,9 +262,7 @@ def _projections(atoms: Atoms, calculator: Any) -> np.ndarray:
 
 
 def _ace_calculator(fit: TrainingResult) -> Any:
-    from pyace import PyACECalculator
-
-    return PyACECalculator(str(fit.potential))
+    return pyace_calculator(str(fit.potential))
 
 
 def _centre_projections(

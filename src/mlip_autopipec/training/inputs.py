@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from mlip_autopipec.config import TrainingConfig
+from mlip_autopipec.core.quiet_imports import pyace_logging_untouched
 
 StartMode = Literal["scratch", "continue", "extend"]
 DISPLAY_STEP = 50
@@ -47,19 +46,6 @@ class DataFiles:
     train: str
     test: str | None
     reference_energies: Mapping[str, float]
-
-
-@contextmanager
-def pyace_logging_untouched() -> Iterator[None]:
-    """Import pyace inside this: its __init__ calls logging.basicConfig, which would make every
-    library log line of ours appear on the terminal. The root logger is restored afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def potential_section(training: TrainingConfig, elements: Sequence[str]) -> dict[str, Any]:
