@@ -54,6 +54,28 @@ def _log_to_work_dir(config: MLIPConfig) -> None:
     root.setLevel(logging.INFO)
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "fix the config, the data or the machine": a message, no traceback."""
+    from mlip_autopipec.core.process import ExecutableNotFoundError
+    from mlip_autopipec.generation import BuildError
+    from mlip_autopipec.inference.lammps import LammpsError
+    from mlip_autopipec.orchestration.lock import CampaignBusyError
+    from mlip_autopipec.orchestration.workflow import WorkflowError
+    from mlip_autopipec.surrogate import SurrogateError
+    from mlip_autopipec.training.pacemaker import TrainingError
+
+    return (
+        CampaignBusyError,
+        ExecutableNotFoundError,
+        BuildError,
+        LammpsError,
+        SurrogateError,
+        TrainingError,
+        WorkflowError,
+        StructureError,
+    )
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
@@ -177,7 +199,12 @@ def export(
 
 
 @app.command()
-def label(config_path: ConfigArg) -> None:
+def label(
+    config_path: ConfigArg,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Queue structures that failed before again.")
+    ] = False,
+) -> None:
     """Run pw.x on every selected structure (resumable; finished labels are kept)."""
     from rich.progress import (
         BarColumn,
@@ -188,7 +215,7 @@ def label(config_path: ConfigArg) -> None:
     )
 
     from mlip_autopipec.orchestration.labeling import label_selected
-    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.lock import campaign_lock
 
     config = _load(config_path)
     columns = (
@@ -216,8 +243,8 @@ def label(config_path: ConfigArg) -> None:
 
         try:
             with campaign_lock(config.workflow.work_dir):
-                summary = label_selected(config, on_progress=show)
-        except CampaignBusyError as error:
+                summary = label_selected(config, on_progress=show, retry_failed=retry_failed)
+        except _user_errors() as error:
             raise _fail(str(error)) from None
         show(summary)
     _print_labeling_summary(summary)
@@ -356,7 +383,7 @@ def _print_exploration_summary(summary: ExplorationSummary) -> None:
 @app.command()
 def run(config_path: ConfigArg) -> None:
     """Run the whole active-learning loop; killed, it resumes where it stopped."""
-    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.lock import campaign_lock
     from mlip_autopipec.orchestration.workflow import WorkflowManager
 
     config = _load(config_path)
@@ -370,7 +397,7 @@ def run(config_path: ConfigArg) -> None:
     try:
         with campaign_lock(config.workflow.work_dir), console.status("working", spinner="dots"):
             reason = WorkflowManager(config, on_phase=show).run()
-    except CampaignBusyError as error:
+    except _user_errors() as error:
         raise _fail(str(error)) from None
     console.print(f"[bold]stopped[/]: {reason}")
     status(config_path)
@@ -383,7 +410,7 @@ def infer(
 ) -> None:
     """Run phase D alone: MD with the newest potential, gamma monitoring, extraction."""
     from mlip_autopipec.orchestration.inference import extract_candidates, run_inference
-    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.lock import campaign_lock
     from mlip_autopipec.orchestration.training import finished_fits
 
     config = _load(config_path)
@@ -396,7 +423,7 @@ def infer(
         with campaign_lock(config.workflow.work_dir), console.status("MD", spinner="dots"):
             summary = run_inference(config, target, fit)
             added = extract_candidates(config, target, fit)
-    except CampaignBusyError as error:
+    except _user_errors() as error:
         raise _fail(str(error)) from None
     table = Table(title=f"MD with {fit.potential}")
     for name in ("run", "T (K)", "steps", "halted", "extrapolative share", "frames kept"):

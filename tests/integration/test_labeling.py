@@ -82,6 +82,10 @@ def test_unconverged_scf_is_not_stored_as_label(
     assert summary.failed == 1 and record.status == keys.FAILED
     assert "scf_not_converged" in record.key_value_pairs[keys.REASON]
     assert record.atoms.calc is None
+    fixed = make_config(tmp_path, config_dict, electron_maxstep=100, recovery=False)
+    assert label_selected(fixed).queued == 0  # failed rows stay failed unless asked
+    retried = label_selected(fixed, retry_failed=True)
+    assert retried.labeled == 1 and open_database(fixed).get(row_id).status == keys.LABELED
 
 
 def test_recovery_ladder_turns_a_failure_into_a_label(

@@ -94,7 +94,33 @@ def test_unknown_key_and_wrong_type_are_reported_together(config_dict: dict[str,
 
 def test_missing_section(config_dict: dict[str, Any]) -> None:
     del config_dict["dft"]
-    assert any(p.startswith("dft:") for p in problems_of(config_dict))
+    assert "dft.pseudopotentials: Field required" in problems_of(config_dict)
+
+
+def test_default_work_dir_is_next_to_the_config(
+    config_dict: dict[str, Any], tmp_path: Path
+) -> None:
+    del config_dict["workflow"]
+    config = config_from_dict(config_dict, base_dir=tmp_path)
+    assert config.workflow.database_path == tmp_path / "work" / "mlip.db"
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("inference", {"temperatures": [300, 300]}, "values must be unique"),
+        ("inference", {"temperatures": []}, "at least 1 item"),
+        ("inference", {"pressures": [float("inf")]}, "finite number"),
+        ("workflow", {"work_dir": "~nosuchuser/w"}, "home directory"),
+        ("dft", {"pseudo_dir": "/tmp/x'\"/\n&system"}, "must be a plain path"),
+    ],
+)
+def test_more_constraints(
+    config_dict: dict[str, Any], section: str, change: dict[str, Any], message: str
+) -> None:
+    config_dict.setdefault(section, {}).update(change)
+    problems = problems_of(config_dict)
+    assert any(p.startswith(section) and message in p for p in problems), problems
 
 
 def test_malformed_yaml_is_one_clean_problem(tmp_path: Path) -> None:

@@ -38,8 +38,10 @@ def config_from_dict(data: Any, base_dir: Path | None = None, source: str = "con
         raise ConfigError(
             [f"(top level): expected a mapping of sections, got {type(data).__name__}"], source
         )
+    # Absent sections are validated from {} so their default paths resolve against base_dir.
+    sections = {name: {} for name in MLIPConfig.model_fields} | dict(data)
     try:
-        return MLIPConfig.model_validate(dict(data), context={"base_dir": base_dir})
+        return MLIPConfig.model_validate(sections, context={"base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(format_validation_error(error), source) from None
 

@@ -24,6 +24,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 # A value that is written verbatim into a pw.x or LAMMPS input must be a plain token:
 # no quotes, newlines, '&', '/', '!' or spaces that could open a new namelist or command.
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
 
 
 class Section(BaseModel):
@@ -34,7 +35,10 @@ def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
     """Resolve a relative path against the config file's folder (given as context)."""
     if value is None:
         return None
-    value = Path(value).expanduser()
+    try:
+        value = Path(value).expanduser()
+    except RuntimeError as error:  # "~unknownuser/..."
+        raise ValueError(str(error)) from None
     base_dir = (info.context or {}).get("base_dir")
     if not value.is_absolute() and base_dir is not None:
         value = Path(base_dir) / value
@@ -202,7 +206,7 @@ class DFTConfig(Section):
 
     command: list[str] = Field(default_factory=lambda: ["pw.x"], min_length=1)
     launcher: list[str] = Field(default_factory=list, description='e.g. ["mpirun", "-np", "2"]')
-    pseudo_dir: Path = Path("/usr/share/espresso/pseudo")
+    pseudo_dir: Path = Field(Path("/usr/share/espresso/pseudo"), validate_default=True)
     pseudopotentials: dict[str, str]
     ecutwfc: PositiveFloat = 30.0
     ecutrho: PositiveFloat | None = None
@@ -227,6 +231,16 @@ class DFTConfig(Section):
     def _no_empty_args(cls, value: list[str]) -> list[str]:
         if any(not arg or "\x00" in arg for arg in value):
             raise ValueError("arguments must be non-empty strings")
+        return value
+
+    @field_validator("pseudo_dir")
+    @classmethod
+    def _plain_pseudo_dir(cls, value: Path) -> Path:
+        if not _SAFE_PATH.match(str(value)):
+            raise ValueError(
+                f"{str(value)!r} must be a plain path (letters, digits, _ . / + -): "
+                "it is written into the pw.x input"
+            )
         return value
 
     @field_validator("pseudopotentials")
@@ -350,8 +364,12 @@ class TrainingConfig(Section):
 class InferenceConfig(Section):
     engine: Literal["ase", "lammps"] = "ase"
     lammps_command: list[str] = Field(default_factory=lambda: ["lmp"], min_length=1)
-    temperatures: list[NonNegativeFloat] = Field(default_factory=lambda: [300.0, 900.0])
-    pressures: list[float] | None = None
+    temperatures: list[NonNegativeFloat] = Field(
+        default_factory=lambda: [300.0, 900.0], min_length=1
+    )
+    pressures: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        None, min_length=1, description="bar; NPT runs at each pressure when given."
+    )
     steps: PositiveInt = 500
     timestep: PositiveFloat = Field(1.0, description="fs")
     runs_per_temperature: PositiveInt = 1
@@ -365,6 +383,13 @@ class InferenceConfig(Section):
     )
     timeout: PositiveFloat = 3600.0
 
+    @field_validator("temperatures", "pressures")
+    @classmethod
+    def _unique(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("values must be unique (use runs_per_temperature for repeats)")
+        return value
+
     @model_validator(mode="after")
     def _gamma_order(self) -> InferenceConfig:
         if self.gamma_lower >= self.gamma_upper:
@@ -373,7 +398,7 @@ class InferenceConfig(Section):
 
 
 class WorkflowConfig(Section):
-    work_dir: Path = Path("work")
+    work_dir: Path = Field(Path("work"), validate_default=True)
     database: Path | None = Field(None, description="Defaults to work_dir/mlip.db.")
     max_iterations: PositiveInt = 3
     target_force_rmse: PositiveFloat = Field(0.1, description="eV/Å")
@@ -400,6 +425,9 @@ class ComputeConfig(Section):
     threads_per_worker: PositiveInt = 1
     scheduler_address: str | None = None
     jobqueue: JobqueueConfig | None = None
+    worker_wait_timeout: PositiveFloat = Field(
+        3600.0, description="s to wait for the first worker of a jobqueue or external cluster."
+    )
 
     @model_validator(mode="after")
     def _one_backend(self) -> ComputeConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -56,7 +57,7 @@ def run_process(
             stderr=err,
             start_new_session=True,
             env=environment,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
         )
         try:
             returncode: int | None = process.wait(timeout=timeout)
@@ -69,15 +70,22 @@ def run_process(
     return returncode, time.perf_counter() - start
 
 
-def _die_with_parent() -> None:
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent(parent_pid: int) -> None:
     """In the child before exec: get SIGKILL when the process that started us dies.
 
     Without this, a program started by an orchestrator killed with SIGKILL runs on as an
-    orphan in its own session, burning the cores the restarted run needs.
+    orphan in its own session, burning the cores the restarted run needs. libc is loaded
+    before the fork (no dlopen in the child); a parent that died during the fork is caught
+    by comparing the parent pid. It covers the direct child only: with an MPI launcher,
+    the launcher itself is expected to take its ranks down.
     """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:
+            os._exit(1)
 
 
 def kill_process_group(process: subprocess.Popen[bytes]) -> None:

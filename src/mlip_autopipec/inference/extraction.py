@@ -109,6 +109,22 @@ def extract_environments(
     ]
 
 
+@dataclass(frozen=True)
+class EmbeddingExtractor:
+    """Cuts the environments of extrapolative atoms out of MD frames (see the module doc)."""
+
+    threshold: float
+    cutoff: float
+    buffer: float
+    min_distance: float
+    merge_radius: float | None = None
+
+    def extract(self, frame: Atoms) -> list[ExtractedEnvironment]:
+        return extract_environments(
+            frame, self.threshold, self.cutoff, self.buffer, self.min_distance, self.merge_radius
+        )
+
+
 def deduplicate(vectors: np.ndarray, reference: np.ndarray | None, tolerance: float) -> list[int]:
     """Indices of `vectors` to keep: none closer than `tolerance` to a kept one or to `reference`.
 

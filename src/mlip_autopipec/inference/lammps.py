@@ -147,29 +147,48 @@ def _gamma_column(frame: Atoms) -> np.ndarray:
     raise LammpsError("the dump has no f_pace_gamma column")
 
 
+class LammpsRunner:
+    """MD with LAMMPS `pair_style pace/extrapolation`: writes inputs, runs `lmp`, parses output."""
+
+    def __init__(self, command: tuple[str, ...]) -> None:
+        self.lmp = resolve_executable(command[0])
+        self.extra_args = list(command[1:])
+        if not lammps_has_ml_pace(self.lmp):
+            raise LammpsError(
+                f"{self.lmp} has no ML-PACE package, so pair_style pace/extrapolation is "
+                "unavailable; use a LAMMPS built with ML-PACE (e.g. conda-forge lammps) or "
+                "inference.engine: ase"
+            )
+
+    def run(
+        self, atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir: Path
+    ) -> MDResult:
+        elements = sorted(set(atoms.get_chemical_symbols()), key=lambda s: atomic_numbers[s])
+        self._prepare(atoms, potential, spec, run_dir, elements)
+        argv = [self.lmp, *self.extra_args, "-in", INPUT_NAME, "-log", LOG_NAME]
+        returncode, _ = run_process(argv, run_dir, spec.timeout, "lammps.out", "lammps.err")
+        result = MDResult(run_id=spec.run_id, temperature=spec.temperature)
+        log = run_dir / LOG_NAME
+        result.steps_done, result.halted, result.max_gamma_per_check = parse_log(
+            log.read_text() if log.exists() else ""
+        )
+        result.frames = parse_dump(run_dir / DUMP_NAME, elements, spec.run_id)[: spec.max_frames]
+        if returncode != 0 and not result.halted:
+            result.error = f"lmp exited with {returncode}; see {run_dir / 'lammps.err'}"
+        return result
+
+    @staticmethod
+    def _prepare(
+        atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir: Path, elements: list[str]
+    ) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(potential.yace, run_dir / "potential.yace")
+        shutil.copy(potential.active_set, run_dir / "potential.asi")
+        ase.io.write(run_dir / DATA_NAME, atoms, format="lammps-data", specorder=elements)
+        (run_dir / INPUT_NAME).write_text(write_lammps_input(spec, elements))
+
+
 def run_lammps_md(
     atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir: Path
 ) -> MDResult:
-    lmp = resolve_executable(spec.lammps_command[0])
-    if not lammps_has_ml_pace(lmp):
-        raise LammpsError(
-            f"{lmp} has no ML-PACE package, so pair_style pace/extrapolation is unavailable; "
-            "use a LAMMPS built with ML-PACE (e.g. conda-forge lammps) or inference.engine: ase"
-        )
-    elements = sorted(set(atoms.get_chemical_symbols()), key=lambda s: atomic_numbers[s])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(potential.yace, run_dir / "potential.yace")
-    shutil.copy(potential.active_set, run_dir / "potential.asi")
-    ase.io.write(run_dir / DATA_NAME, atoms, format="lammps-data", specorder=elements)
-    (run_dir / INPUT_NAME).write_text(write_lammps_input(spec, elements))
-    argv = [lmp, *spec.lammps_command[1:], "-in", INPUT_NAME, "-log", LOG_NAME]
-    returncode, _ = run_process(argv, run_dir, spec.timeout, "lammps.out", "lammps.err")
-    result = MDResult(run_id=spec.run_id, temperature=spec.temperature)
-    log = run_dir / LOG_NAME
-    result.steps_done, result.halted, result.max_gamma_per_check = parse_log(
-        log.read_text() if log.exists() else ""
-    )
-    result.frames = parse_dump(run_dir / DUMP_NAME, elements, spec.run_id)[: spec.max_frames]
-    if returncode != 0 and not result.halted:
-        result.error = f"lmp exited with {returncode}; see {run_dir / 'lammps.err'}"
-    return result
+    return LammpsRunner(spec.lammps_command).run(atoms, potential, spec, run_dir)

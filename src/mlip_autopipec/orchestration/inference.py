@@ -16,15 +16,18 @@ from ase import Atoms
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, StructureError, validate_structure
+from mlip_autopipec.core.process import resolve_executable
 from mlip_autopipec.core.quiet_imports import pyace_calculator
 from mlip_autopipec.inference.extraction import (
+    EmbeddingExtractor,
     ExtractedEnvironment,
     deduplicate,
-    extract_environments,
     relax_boundary,
 )
+from mlip_autopipec.inference.lammps import LammpsError, lammps_has_ml_pace
 from mlip_autopipec.inference.md import MDResult, MDRunSpec, PotentialFiles, run_md_task
 from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.task_queue import TaskFailure, TaskQueue
 from mlip_autopipec.training.pacemaker import TrainingResult
 
@@ -91,11 +94,32 @@ def md_specs(config: MLIPConfig, iteration: int) -> list[MDRunSpec]:
     return specs
 
 
+def check_engine(config: MLIPConfig) -> None:
+    """Fail before any MD is submitted when the configured engine cannot run here."""
+    if config.inference.engine == "lammps":
+        lmp = resolve_executable(config.inference.lammps_command[0])
+        if not lammps_has_ml_pace(lmp):
+            raise LammpsError(
+                f"{lmp} has no ML-PACE package (pair_style pace/extrapolation); "
+                "use a LAMMPS built with ML-PACE or inference.engine: ase"
+            )
+
+
 def start_structures(database: DatabaseManager, count: int) -> list[Atoms]:
-    """Labeled bulk-like structures to start MD from: largest cells first, lowest energy."""
-    records = database.select(**{keys.STATUS: keys.LABELED})
+    """Labeled bulk structures to start MD from: largest cells first, lowest energy.
+
+    Fully periodic cells made by the builder or imported only: cut-out environments and
+    slabs have free surfaces that MD would explore instead of the material.
+    """
+    records = [
+        record
+        for record in database.select(**{keys.STATUS: keys.LABELED})
+        if record.atoms.pbc.all()
+        and record.origin != EXTRACT_ORIGIN
+        and record.origin != "builder:surface"
+    ]
     if not records:
-        raise RuntimeError("no labeled structure to start MD from")
+        raise WorkflowError("no labeled bulk structure to start MD from")
     records.sort(key=lambda r: (-len(r.atoms), r.atoms.get_potential_energy() / len(r.atoms)))
     starts = []
     for index in range(count):
@@ -110,6 +134,7 @@ def run_inference(config: MLIPConfig, iteration: int, fit: TrainingResult) -> In
     folder = md_folder(config, iteration)
     if (folder / SUMMARY_FILE).is_file():
         return load_summary(folder)
+    check_engine(config)
     specs = md_specs(config, iteration)
     starts = start_structures(open_database(config), len(specs))
     items = list(zip(starts, specs, strict=True))
@@ -128,6 +153,9 @@ def run_inference(config: MLIPConfig, iteration: int, fit: TrainingResult) -> In
                 summary.runs.append(stats)
                 frames.extend(kept)
     summary.runs.sort(key=lambda run: (run.temperature, run.run_id))
+    if all(run.error is not None for run in summary.runs):
+        errors = "; ".join(f"{run.run_id}: {run.error}" for run in summary.runs)
+        raise WorkflowError(f"every MD run failed (nothing saved, rerun after fixing): {errors}")
     _save(folder, summary, frames)
     return summary
 
@@ -177,14 +205,14 @@ def extract_candidates(config: MLIPConfig, iteration: int, fit: TrainingResult) 
     database = open_database(config)
     environments: list[ExtractedEnvironment] = []
     provenance: list[dict[str, Any]] = []
+    extractor = EmbeddingExtractor(
+        threshold=config.inference.gamma_lower,
+        cutoff=config.training.cutoff,
+        buffer=config.inference.extraction_buffer,
+        min_distance=config.system.min_distance,
+    )
     for frame in frames:
-        for env in extract_environments(
-            frame,
-            threshold=config.inference.gamma_lower,
-            cutoff=config.training.cutoff,
-            buffer=config.inference.extraction_buffer,
-            min_distance=config.system.min_distance,
-        ):
+        for env in extractor.extract(frame):
             environments.append(env)
             provenance.append(
                 {

@@ -12,7 +12,7 @@ from typing import Any
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
-from mlip_autopipec.dft.runner import LabelOutcome, label_structure
+from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.task_queue import TaskFailure, TaskQueue
 
@@ -50,11 +50,21 @@ def requeue_interrupted(database: DatabaseManager) -> int:
 
 
 def label_selected(
-    config: MLIPConfig, on_progress: ProgressCallback | None = None
+    config: MLIPConfig,
+    on_progress: ProgressCallback | None = None,
+    retry_failed: bool = False,
 ) -> LabelingSummary:
-    """Label every `selected` structure; finished labels are never recomputed."""
+    """Label every `selected` structure; finished labels are never recomputed.
+
+    pw.x (and the launcher) are checked first, so a wrong command fails fast and leaves every
+    row as it was. With `retry_failed`, structures that failed before are queued again.
+    """
+    PwProfile.from_config(config.dft)
     database = open_database(config)
     requeue_interrupted(database)
+    if retry_failed:
+        failed = database.ids(**{keys.STATUS: keys.FAILED})
+        database.set_status(failed, keys.SELECTED)
     rows = database.select(**{keys.STATUS: keys.SELECTED})
     summary = LabelingSummary(queued=len(rows))
     if not rows:

@@ -43,12 +43,14 @@ class TaskQueue:
 
         if self.compute.scheduler_address:
             self._client = Client(self.compute.scheduler_address)
+            self._wait_for_a_worker()
         elif self.compute.jobqueue is not None:
             assert self.compute.jobqueue is not None
             self._cluster = jobqueue_cluster(self.compute.jobqueue)
             self._cluster.scale(jobs=self.compute.jobqueue.jobs)
             logger.info("submitting %d dask-jobqueue job(s)", self.compute.jobqueue.jobs)
             self._client = Client(self._cluster)
+            self._wait_for_a_worker()
         else:
             self._cluster = LocalCluster(
                 n_workers=self.compute.n_workers,
@@ -58,6 +60,12 @@ class TaskQueue:
             )
             self._client = Client(self._cluster)
         return self
+
+    def _wait_for_a_worker(self) -> None:
+        """Batch jobs may queue for a long time before the first worker connects."""
+        timeout = self.compute.worker_wait_timeout
+        logger.info("waiting up to %g s for the first Dask worker", timeout)
+        self._client.wait_for_workers(1, timeout=timeout)
 
     def __exit__(self, *exc: object) -> None:
         if self._client is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlip_autopipec.config import MLIPConfig
+from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.exploration import run_exploration, select_candidates
 from mlip_autopipec.orchestration.inference import (
     extract_candidates,
@@ -28,6 +29,8 @@ from mlip_autopipec.orchestration.training import latest_fit, train_iteration
 from mlip_autopipec.training.pacemaker import TrainingResult
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["PhaseExecutor", "WorkflowError", "WorkflowManager", "WorkflowState"]
 
 STATE_FILE = "workflow.json"
 FIRST_ITERATION_PHASES = ("explore", "label", "train")
@@ -135,7 +138,7 @@ class PhaseExecutor:
     def _previous_fit(self, iteration: int) -> TrainingResult:
         fit = latest_fit(self.config, before=iteration)
         if fit is None:
-            raise RuntimeError(f"iteration {iteration} needs a trained potential; none found")
+            raise WorkflowError(f"iteration {iteration} needs a trained potential; none found")
         return fit
 
 
@@ -188,6 +191,12 @@ class WorkflowManager:
                 f"converged at iteration {iteration}: extrapolative share below "
                 f"{self.config.workflow.max_extrapolative_fraction} at every temperature and "
                 f"test force RMSE below {self.config.workflow.target_force_rmse} eV/Å",
+            )
+        if name == "select" and figures.get("selected", 0) == 0:
+            return StopDecision(
+                True,
+                f"iteration {iteration}: no extracted environment survived the filters and "
+                "pre-screening, so there is nothing new to label",
             )
         if name == "extract" and figures.get("candidates", 0) == 0:
             return StopDecision(
