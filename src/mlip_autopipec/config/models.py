@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from ase.data import chemical_symbols
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,6 +21,16 @@ from pydantic import (
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _plain_arguments(value: list[str]) -> list[str]:
+    if any(not arg or "\x00" in arg for arg in value):
+        raise ValueError("arguments must be non-empty strings")
+    return value
+
+
+# A program and its arguments as an argument list (never a shell string).
+ArgumentList = Annotated[list[str], AfterValidator(_plain_arguments)]
 
 # A value that is written verbatim into a pw.x or LAMMPS input must be a plain token:
 # no quotes, newlines, '&', '/', '!' or spaces that could open a new namelist or command.
@@ -204,8 +215,8 @@ class ExplorationConfig(Section):
 class DFTConfig(Section):
     """How to run pw.x and with which physical settings."""
 
-    command: list[str] = Field(default_factory=lambda: ["pw.x"], min_length=1)
-    launcher: list[str] = Field(default_factory=list, description='e.g. ["mpirun", "-np", "2"]')
+    command: ArgumentList = Field(default_factory=lambda: ["pw.x"], min_length=1)
+    launcher: ArgumentList = Field(default_factory=list, description='e.g. ["mpirun", "-np", "2"]')
     pseudo_dir: Path = Field(Path("/usr/share/espresso/pseudo"), validate_default=True)
     pseudopotentials: dict[str, str]
     ecutwfc: PositiveFloat = 30.0
@@ -225,13 +236,6 @@ class DFTConfig(Section):
     recovery: bool = True
 
     _resolve = field_validator("pseudo_dir", mode="after")(resolve_path)
-
-    @field_validator("command", "launcher")
-    @classmethod
-    def _no_empty_args(cls, value: list[str]) -> list[str]:
-        if any(not arg or "\x00" in arg for arg in value):
-            raise ValueError("arguments must be non-empty strings")
-        return value
 
     @field_validator("pseudo_dir")
     @classmethod
@@ -302,7 +306,7 @@ class TrainingConfig(Section):
     )
     seed: int = 42
     timeout: PositiveFloat = 7200.0
-    command: list[str] = Field(default_factory=lambda: ["pacemaker"], min_length=1)
+    command: ArgumentList = Field(default_factory=lambda: ["pacemaker"], min_length=1)
     upfit: bool = True
     upfit_max_growth: NonNegativeFloat = Field(
         0.5,
@@ -315,13 +319,6 @@ class TrainingConfig(Section):
         description="When an up-fit ends with a train loss above this multiple of the previous "
         "fit's final loss, also fit from scratch and keep the fit with the lower loss.",
     )
-
-    @field_validator("command")
-    @classmethod
-    def _no_empty_args(cls, value: list[str]) -> list[str]:
-        if any(not arg or "\x00" in arg for arg in value):
-            raise ValueError("arguments must be non-empty strings")
-        return value
 
     @field_validator("embedding_fs_parameters")
     @classmethod
@@ -363,7 +360,7 @@ class TrainingConfig(Section):
 
 class InferenceConfig(Section):
     engine: Literal["ase", "lammps"] = "ase"
-    lammps_command: list[str] = Field(default_factory=lambda: ["lmp"], min_length=1)
+    lammps_command: ArgumentList = Field(default_factory=lambda: ["lmp"], min_length=1)
     temperatures: list[NonNegativeFloat] = Field(
         default_factory=lambda: [300.0, 900.0], min_length=1
     )

@@ -16,7 +16,6 @@ from ase import Atoms
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, StructureError, validate_structure
-from mlip_autopipec.core.process import resolve_executable
 from mlip_autopipec.core.quiet_imports import pyace_calculator
 from mlip_autopipec.inference.extraction import (
     EmbeddingExtractor,
@@ -24,7 +23,7 @@ from mlip_autopipec.inference.extraction import (
     deduplicate,
     relax_boundary,
 )
-from mlip_autopipec.inference.lammps import LammpsError, lammps_has_ml_pace
+from mlip_autopipec.inference.lammps import LammpsRunner
 from mlip_autopipec.inference.md import MDResult, MDRunSpec, PotentialFiles, run_md_task
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.errors import WorkflowError
@@ -97,12 +96,7 @@ def md_specs(config: MLIPConfig, iteration: int) -> list[MDRunSpec]:
 def check_engine(config: MLIPConfig) -> None:
     """Fail before any MD is submitted when the configured engine cannot run here."""
     if config.inference.engine == "lammps":
-        lmp = resolve_executable(config.inference.lammps_command[0])
-        if not lammps_has_ml_pace(lmp):
-            raise LammpsError(
-                f"{lmp} has no ML-PACE package (pair_style pace/extrapolation); "
-                "use a LAMMPS built with ML-PACE or inference.engine: ase"
-            )
+        LammpsRunner(tuple(config.inference.lammps_command))  # resolves lmp, checks ML-PACE
 
 
 def start_structures(database: DatabaseManager, count: int) -> list[Atoms]:
