@@ -7,6 +7,7 @@ from typing import Any
 
 import ase.io
 import numpy as np
+from ase import Atoms
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from typer.testing import CliRunner
@@ -60,3 +61,40 @@ def test_labeled_import_checks_elements_and_accepts_missing_stress(
     (record,) = open_database(load_config(config)).select(**{keys.STATUS: keys.LABELED})
     assert record.atoms.get_potential_energy() == -214.0
     assert "stress" not in record.atoms.calc.results
+
+
+def test_add_selected_refuses_a_structure_without_a_cell(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    config = write_config(tmp_path, config_dict)
+    molecule = Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]])
+    path = tmp_path / "molecule.xyz"
+    ase.io.write(path, molecule)
+    result = runner.invoke(app, ["add", str(config), str(path), "--selected"])
+    assert result.exit_code == 1
+    assert (
+        f"nothing imported: {path}[0]: no cell vector a, b, c (pw.x needs a full 3D cell; "
+        "give molecules and slabs a box with vacuum)" in " ".join(result.output.split())
+    )
+
+
+def test_add_labeled_drops_magnetic_moments_and_export_reads_back(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    config = write_config(tmp_path, config_dict)
+    silicon = bulk("Si")
+    silicon.set_initial_magnetic_moments([1.0, 1.0])
+    silicon.calc = SinglePointCalculator(
+        silicon, energy=-214.0, forces=np.zeros((2, 3)), magmoms=[0.5, 0.5]
+    )
+    path = tmp_path / 'odd "name"=1.extxyz'
+    ase.io.write(path, silicon)
+    result = runner.invoke(app, ["add", str(config), str(path), "--labeled"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out.extxyz"
+    result = runner.invoke(app, ["export", str(config), str(out)])
+    assert result.exit_code == 0, result.output
+    (back,) = ase.io.read(out, index=":")
+    assert back.info["origin"] == "import:odd__name__1.extxyz"
+    assert back.get_potential_energy() == -214.0
+    assert not back.has("initial_magmoms") and "magmoms" not in back.calc.results

@@ -4,8 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from mlip_autopipec.config import ConfigError, MLIPConfig, config_from_dict, load_config
 from mlip_autopipec.config.example import EXAMPLE_CONFIG
@@ -137,60 +135,4 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-yaml_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)
-)
-yaml_values = st.recursive(
-    yaml_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
-)
-section_names = st.sampled_from(
-    ["system", "exploration", "dft", "training", "inference", "workflow", "compute", "other"]
-)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(yaml_values, st.dictionaries(section_names, yaml_values, max_size=7)))
-def test_fuzzed_input_gives_only_clean_validation_errors(data: Any) -> None:
-    try:
-        config_from_dict(data)
-    except ConfigError as error:
-        assert error.problems
-        assert all(isinstance(p, str) and ": " in p for p in error.problems)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.text(max_size=200))
-def test_fuzzed_yaml_text_gives_only_config_errors(tmp_path_factory: Any, text: str) -> None:
-    path = tmp_path_factory.mktemp("fuzz") / "c.yaml"
-    path.write_text(text)
-    try:
-        load_config(path)
-    except ConfigError as error:
-        assert error.problems
-
-
-FIELDS = [
-    (section, name)
-    for section, info in MLIPConfig.model_fields.items()
-    for name in getattr(info.annotation, "model_fields", {})
-]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from(FIELDS), yaml_values)
-def test_valid_config_with_one_field_fuzzed(field: tuple[str, str], value: Any) -> None:
-    import copy
-
-    from tests.conftest import MINIMAL_CONFIG
-
-    data = copy.deepcopy(MINIMAL_CONFIG)
-    section, name = field
-    data.setdefault(section, {})[name] = value
-    try:
-        config_from_dict(data)
-    except ConfigError as error:
-        assert any(p.startswith(section) for p in error.problems), error.problems
+# The fuzz of the loader and of the typed tree lives in test_config_fuzz.py.

@@ -1,76 +1,123 @@
-"""Import structures a user already has, and export labeled data for other tools."""
+"""Import structures a user already has, and export labeled data for other tools.
+
+An imported structure keeps only what the campaign defines (element numbers, positions, cell,
+periodicity and, for labeled data, energy/forces/stress): magnetic moments, charges, masses,
+tags, constraints, velocities and any other array or info key in the file never reach pw.x,
+the database or the training set.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import ase.io
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.label import Label, LabelError
+from mlip_autopipec.errors import UserError
+from mlip_autopipec.generation.filters import check_max_atoms
 from mlip_autopipec.orchestration.database import open_database
 
+# extxyz comment lines are `key=value` pairs: keep origins to characters that need no quoting.
+_UNSAFE_ORIGIN = re.compile(r"[^A-Za-z0-9_.:+@-]")
+MAX_ORIGIN = 120
 
-class StructureImportError(ValueError):
+
+class StructureImportError(UserError, ValueError):
     """A file could not be read, or its content is unfit for the requested status."""
 
 
 def read_structures(path: Path) -> list[Atoms]:
+    where = safe_text(str(path))
     try:
         frames = ase.io.read(path, index=":")
     except FileNotFoundError:
-        raise StructureImportError(f"{path}: file not found") from None
+        raise StructureImportError(f"{where}: file not found") from None
     except Exception as error:  # ASE raises many types for unreadable files
-        raise StructureImportError(f"{path}: ASE cannot read it ({error})") from None
+        reason = safe_text(str(error))
+        raise StructureImportError(f"{where}: ASE cannot read it ({reason})") from None
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
-        raise StructureImportError(f"{path}: no structures in the file")
+        raise StructureImportError(f"{where}: no structures in the file")
     return frames
 
 
-def check_label(atoms: Atoms, where: str) -> Atoms:
-    """Return a copy carrying a clean SinglePointCalculator, or raise naming the problem."""
-    calc = atoms.calc
-    if calc is None or "energy" not in calc.results or "forces" not in calc.results:
-        raise StructureImportError(f"{where}: no DFT energy and forces in the file")
-    energy = calc.results["energy"]
-    forces = np.asarray(calc.results["forces"], dtype=float)
-    if not np.isfinite(energy):
-        raise StructureImportError(f"{where}: energy is not finite")
-    if forces.shape != (len(atoms), 3):
+def safe_text(text: str) -> str:
+    """One printable line: control characters and line breaks become visible escapes."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def safe_origin(text: str) -> str:
+    """An origin tag that survives an extxyz comment line and a terminal: unsafe chars -> '_'."""
+    return _UNSAFE_ORIGIN.sub("_", text)[:MAX_ORIGIN] or "_"
+
+
+def check_masses(atoms: Atoms, where: str) -> None:
+    """Masses given in the file are dropped, but nonsense ones mean the file is wrong."""
+    if "masses" not in atoms.arrays:
+        return
+    masses = np.asarray(atoms.arrays["masses"], dtype=float)
+    bad = np.flatnonzero(~np.isfinite(masses) | (masses <= 0))
+    if len(bad):
         raise StructureImportError(
-            f"{where}: forces have shape {forces.shape}, expected ({len(atoms)}, 3)"
+            f"{where}: atom {bad[0]} has mass {masses[bad[0]]} (must be a positive number)"
         )
-    if not np.all(np.isfinite(forces)):
-        raise StructureImportError(f"{where}: forces are not finite")
-    results = {"energy": float(energy), "forces": forces}
-    stress = calc.results.get("stress")
-    if stress is not None:
-        stress = np.asarray(stress, dtype=float)
-        if stress.shape not in {(6,), (3, 3)} or not np.all(np.isfinite(stress)):
-            raise StructureImportError(f"{where}: stress must be finite with 6 or 3x3 components")
-        results["stress"] = stress
-    labeled = atoms.copy()
-    labeled.calc = SinglePointCalculator(labeled, **results)
-    return labeled
+
+
+def check_runnable(atoms: Atoms, where: str, max_atoms: int | None) -> None:
+    """pw.x needs three non-zero cell vectors spanning a volume, and no more atoms than allowed."""
+    lengths = np.linalg.norm(atoms.cell.array, axis=1)
+    if not np.all(np.isfinite(lengths)) or np.any(lengths < 1e-6):
+        zero = [axis for axis, length in zip("abc", lengths, strict=True) if not length >= 1e-6]
+        raise StructureImportError(
+            f"{where}: no cell vector {', '.join(zero)} (pw.x needs a full 3D cell; "
+            "give molecules and slabs a box with vacuum)"
+        )
+    if abs(atoms.cell.volume) < 1e-6:
+        raise StructureImportError(f"{where}: the cell has zero volume")
+    if max_atoms is not None and (rejection := check_max_atoms(atoms, max_atoms)) is not None:
+        raise StructureImportError(
+            f"{where}: {rejection.detail} (exploration.generation.filters.max_atoms)"
+        )
+
+
+def campaign_structure(atoms: Atoms, where: str, labeled: bool) -> Atoms:
+    """A fresh Atoms with only numbers, positions, cell and pbc (and the checked label)."""
+    check_masses(atoms, where)
+    try:
+        label = Label.from_atoms(atoms, where) if labeled else None
+    except LabelError as error:
+        raise StructureImportError(str(error)) from None
+    clean = Atoms(
+        numbers=atoms.numbers.copy(),
+        positions=atoms.positions.copy(),
+        cell=atoms.cell.array.copy(),
+        pbc=atoms.pbc.copy(),
+    )
+    return label.attach(clean) if label is not None else clean
 
 
 def import_files(
     config: MLIPConfig, files: Sequence[Path], status: str, iteration: int
 ) -> tuple[int, int]:
     """Read and check every file first, then insert everything in one transaction."""
+    labeled = status == keys.LABELED
+    max_atoms = None if labeled else config.exploration.generation.filters.max_atoms
     structures: list[Atoms] = []
     origins: list[str] = []
     for path in files:
+        origin = safe_origin(f"import:{Path(path).name}")
         for index, atoms in enumerate(read_structures(path)):
-            if status == keys.LABELED:
-                atoms = check_label(atoms, f"{path}[{index}]")
-            structures.append(atoms)
-            origins.append(f"import:{Path(path).name}")
+            where = f"{safe_text(str(path))}[{index}]"
+            clean = campaign_structure(atoms, where, labeled)
+            check_runnable(clean, where, max_atoms)
+            structures.append(clean)
+            origins.append(origin)
     database = open_database(config)
     ids = database.add_structures(structures, status, iteration, origins)
     return len(ids), len(structures) - len(ids)
@@ -81,9 +128,11 @@ def export_labeled(config: MLIPConfig, out: Path) -> int:
     frames = []
     for record in records:
         atoms = record.atoms
-        atoms.info.update(
-            {"db_id": record.id, "iteration": record.iteration, "origin": record.origin}
-        )
+        atoms.info = {
+            "db_id": record.id,
+            "iteration": record.iteration,
+            "origin": safe_origin(record.origin),
+        }
         frames.append(atoms)
     out.parent.mkdir(parents=True, exist_ok=True)
     ase.io.write(out, frames, format="extxyz")

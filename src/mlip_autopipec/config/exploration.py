@@ -1,0 +1,171 @@
+"""Exploration sections: the material, how candidates are generated, filtered and selected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from mlip_autopipec.config.fields import (
+    Bool,
+    Float,
+    Int,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    check_element,
+    resolve_path,
+)
+
+
+class SystemConfig(Section):
+    """What material: its elements, and either a bulk prototype or seed structure files."""
+
+    elements: list[str] = Field(min_length=1)
+    prototype: Literal["diamond", "fcc", "bcc", "hcp", "sc", "rocksalt", "zincblende"] | None = (
+        "diamond"
+    )
+    lattice_constant: PositiveFloat | None = None
+    seed_structures: list[Path] = Field(default_factory=list)
+    min_distance: PositiveFloat = Field(
+        0.5, description="No two atoms of a stored structure may be closer than this (Å)."
+    )
+
+    @field_validator("elements")
+    @classmethod
+    def _known_elements(cls, value: list[str]) -> list[str]:
+        for symbol in value:
+            check_element(symbol)
+        if len(set(value)) != len(value):
+            raise ValueError("elements are listed more than once")
+        return value
+
+    @field_validator("seed_structures")
+    @classmethod
+    def _seed_files_exist(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        value = [p for p in (resolve_path(p, info) for p in value) if p is not None]
+        missing = [str(p) for p in value if not p.is_file()]
+        if missing:
+            raise ValueError(f"seed structure file(s) not found: {', '.join(missing)}")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> SystemConfig:
+        if self.prototype is None and not self.seed_structures:
+            raise ValueError("give a prototype or at least one seed structure file")
+        if self.prototype in ("rocksalt", "zincblende") and len(self.elements) < 2:
+            raise ValueError(f"the {self.prototype} prototype needs two elements")
+        return self
+
+
+class SurfaceSpec(Section):
+    miller: tuple[Int, Int, Int]
+    layers: PositiveInt = 4
+    vacuum: PositiveFloat = 8.0
+
+    @field_validator("miller")
+    @classmethod
+    def _not_zero(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if value == (0, 0, 0):
+            raise ValueError("Miller indices (0, 0, 0) do not define a plane")
+        return value
+
+
+class FilterConfig(Section):
+    min_distance_scale: PositiveFloat = Field(
+        0.6, description="Reject when two atoms are closer than this x sum of covalent radii."
+    )
+    max_aspect_ratio: Float = Field(6.0, gt=1, description="Longest cell vector / thinnest width.")
+    min_cell_angle: Float = Field(30.0, gt=0, lt=90)
+    max_atoms: PositiveInt = 256
+
+
+class GenerationConfig(Section):
+    seed: Int = 0
+    supercells: list[tuple[PositiveInt, PositiveInt, PositiveInt]] = Field(
+        default_factory=lambda: [(1, 1, 1)]
+    )
+    volumetric_strains: list[Float] = Field(
+        default_factory=lambda: [-0.04, 0.0, 0.04],
+        description="Isotropic strains: every cell vector is scaled by 1 + strain.",
+    )
+    shear_strains: list[Float] = Field(
+        default_factory=lambda: [0.03],
+        description="Engineering shear of one randomly chosen plane of each strained cell.",
+    )
+    rattle_stdev: list[NonNegativeFloat] = Field(default_factory=lambda: [0.05, 0.1])
+    rattles_per_structure: NonNegativeInt = 2
+    mc_rattle: Bool = Field(
+        True, description="Also make Monte-Carlo rattles that keep atoms apart (filter limits)."
+    )
+    vacancies: NonNegativeInt = Field(1, description="Vacancy structures per supercell.")
+    alloy_compositions: list[dict[str, PositiveFloat]] = Field(default_factory=list)
+    surfaces: list[SurfaceSpec] = Field(default_factory=list)
+    filters: FilterConfig = FilterConfig()
+
+    @field_validator("volumetric_strains", "shear_strains")
+    @classmethod
+    def _strain_range(cls, value: list[float]) -> list[float]:
+        for strain in value:
+            if not -0.5 < strain < 0.5:
+                raise ValueError(f"strain {strain} is outside (-0.5, 0.5)")
+        return value
+
+    @field_validator("alloy_compositions")
+    @classmethod
+    def _compositions(cls, value: list[dict[str, float]]) -> list[dict[str, float]]:
+        for composition in value:
+            for symbol in composition:
+                check_element(symbol)
+        return value
+
+
+class SurrogateConfig(Section):
+    name: Literal["chgnet", "mace"] = "chgnet"
+    model_path: Path | None = None
+    foundation_model: str | None = Field(
+        None, description="Named MACE-MP model (needs network access the first time)."
+    )
+    device: Literal["cpu", "cuda"] = "cpu"
+    torch_threads: PositiveInt = 2
+    batch_size: PositiveInt = 16
+    max_force: PositiveFloat = Field(20.0, description="eV/Å; larger predicted forces: rejected.")
+    max_energy_above_min: PositiveFloat = Field(
+        1.0, description="eV/atom above the lowest candidate; higher: rejected."
+    )
+
+    _resolve = field_validator("model_path", mode="after")(resolve_path)
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"model file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _mace_has_a_model(self) -> SurrogateConfig:
+        if self.name == "mace" and self.model_path is None and self.foundation_model is None:
+            raise ValueError(
+                "the mace surrogate needs model_path (a MACE model file) or foundation_model "
+                "(a MACE-MP name such as 'medium', downloaded on first use)"
+            )
+        return self
+
+
+class SelectionConfig(Section):
+    n_select: PositiveInt = 8
+    min_distance: NonNegativeFloat = Field(
+        0.0,
+        description="Stop picking when the farthest candidate is closer than this to the "
+        "picked and labeled ones (Euclidean, standardized descriptor space).",
+    )
+
+
+class ExplorationConfig(Section):
+    generation: GenerationConfig = GenerationConfig()
+    surrogate: SurrogateConfig = SurrogateConfig()
+    selection: SelectionConfig = SelectionConfig()

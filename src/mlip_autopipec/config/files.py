@@ -1,0 +1,141 @@
+"""File checks done at validate time: bounded non-blocking reads, writable places, UPF headers.
+
+Nothing here creates a file or a folder, and nothing can block: the kind of a path is checked
+with stat before it is opened, and files are opened non-blocking and read up to a bound.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+UPF_HEAD_BYTES = 512 * 1024  # the header sits after PP_INFO, well within this
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+_UPF2_HEADER = re.compile(r"<PP_HEADER\b([^>]*)>", re.IGNORECASE)
+_UPF2_ELEMENT = re.compile(r"\belement\s*=\s*[\"']\s*([A-Za-z]{1,3})\s*[\"']", re.IGNORECASE)
+_UPF1_HEADER = re.compile(r"<PP_HEADER>(.*?)</PP_HEADER>", re.IGNORECASE | re.DOTALL)
+_UPF1_ELEMENT = re.compile(r"^\s*([A-Za-z]{1,3})\s+Element\b", re.MULTILINE)
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """What `path` is when it is not a regular file ('a FIFO', ...); None for a regular file.
+
+    Raises OSError when it cannot be inspected (missing, permission denied).
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes from the start of a regular file, never blocking.
+
+    Raises ValueError naming the kind of a path that is not a regular file, OSError otherwise.
+    """
+    kind = not_a_regular_file(path)
+    if kind is not None:
+        raise ValueError(f"{path} is {kind}, not a regular file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    descriptor = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # swapped since the stat above
+            raise ValueError(f"{path} is not a regular file")
+        chunks: list[bytes] = []
+        remaining = limit
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def upf_element(path: Path) -> str | None:
+    """The element named in a UPF file's header (v2 `element="Si"` or the v1 `Element` line)."""
+    text = read_bounded(path, UPF_HEAD_BYTES).decode("latin-1")
+    header = _UPF2_HEADER.search(text)
+    if header is not None and (match := _UPF2_ELEMENT.search(header.group(1))) is not None:
+        return match.group(1).capitalize()
+    block = _UPF1_HEADER.search(text)
+    if block is not None and (match := _UPF1_ELEMENT.search(block.group(1))) is not None:
+        return match.group(1).capitalize()
+    return None
+
+
+def pseudopotential_problem(path: Path, symbol: str) -> str | None:
+    """Why `path` cannot serve as the pseudopotential of `symbol`, or None when it can."""
+    try:
+        kind = not_a_regular_file(path)
+    except FileNotFoundError:
+        return f"{path} not found"
+    except OSError as error:
+        return f"{path}: cannot read it ({error.strerror})"
+    if kind is not None:
+        return f"{path} is {kind}, not a pseudopotential file"
+    try:
+        if path.stat().st_size == 0:
+            return f"{path} is empty"
+        element = upf_element(path)
+    except (OSError, ValueError) as error:
+        return f"{path}: cannot read it ({getattr(error, 'strerror', None) or error})"
+    if element is None:
+        return f"{path} is not a UPF file (no PP_HEADER naming an element)"
+    if element != symbol:
+        return f"{path} is a pseudopotential for {element}, not {symbol}"
+    return None
+
+
+def _nearest_existing(path: Path) -> Path:
+    current = path
+    while not os.path.lexists(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _writable(path: Path, folder: bool) -> bool:
+    return os.access(path, os.W_OK | os.X_OK if folder else os.W_OK)
+
+
+def creatable_problem(path: Path, want_folder: bool) -> str | None:
+    """Why `path` (a folder or a file) cannot be created or written, or None when it can.
+
+    Checks without creating anything: an existing path must be of the right kind and
+    writable; otherwise its nearest existing parent must be a writable folder.
+    """
+    what = "folder" if want_folder else "file"
+    if os.path.lexists(path):
+        kind = _kind_of(path) or "a file"
+        if want_folder and kind != "a folder":
+            return f"{path} exists and is {kind}, not a folder"
+        if not want_folder and kind != "a file":
+            return f"{path} exists and is {kind}, not a file"
+        if not _writable(path, want_folder):
+            return f"{path} is not writable"
+        return None
+    parent = _nearest_existing(path.parent)
+    kind = _kind_of(parent) or "a file"
+    if kind != "a folder":
+        return f"cannot create the {what} {path}: {parent} is {kind}, not a folder"
+    if not _writable(parent, folder=True):
+        return f"cannot create the {what} {path}: {parent} is not writable"
+    return None
+
+
+def _kind_of(path: Path) -> str | None:
+    try:
+        return not_a_regular_file(path)
+    except OSError as error:
+        return f"unreachable ({error.strerror})"
