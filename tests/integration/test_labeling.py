@@ -18,16 +18,28 @@ from ase.build import bulk
 
 from mlip_autopipec.config import MLIPConfig, config_from_dict
 from mlip_autopipec.core import keys
+from mlip_autopipec.dft.runner import label_structure
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
-from mlip_autopipec.orchestration.labeling import label_selected
+from mlip_autopipec.orchestration.labeling import LabelingProgress
+from mlip_autopipec.orchestration.labeling import label_selected as label_campaign
 
 pytestmark = pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
 
 FAKE_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_faulty.py"
 
 
+# Real pw.x gets a limit it never needs (a 2-atom run takes seconds, more on a busy machine);
+# only the fake hang runs under a short one, in a config of its own.
+REAL_TIMEOUT = 600
+
+
+def label_selected(config: MLIPConfig, retry_failed: bool = False) -> LabelingProgress:
+    return label_campaign(Campaign.open(config), retry_failed=retry_failed)
+
+
 def make_config(tmp_path: Path, config_dict: dict[str, Any], **dft: Any) -> MLIPConfig:
-    config_dict["dft"].update(dft)
+    config_dict["dft"].update({"timeout": REAL_TIMEOUT, **dft})
     config_dict["workflow"] = {"work_dir": str(tmp_path / "work")}
     return config_from_dict(config_dict, base_dir=tmp_path)
 
@@ -81,6 +93,7 @@ def test_unconverged_scf_is_not_stored_as_label(
     record = open_database(config).get(row_id)
     assert summary.failed == 1 and record.status == keys.FAILED
     assert "scf_not_converged" in record.key_value_pairs[keys.REASON]
+    assert record.key_value_pairs[keys.FAILURE_KIND] == "scf_not_converged"
     assert record.atoms.calc is None
     fixed = make_config(tmp_path, config_dict, electron_maxstep=100, recovery=False)
     assert label_selected(fixed).queued == 0  # failed rows stay failed unless asked
@@ -101,6 +114,33 @@ def test_recovery_ladder_turns_a_failure_into_a_label(
     assert "scf_not_converged" in attempts[0]["errors"]
     assert attempts[0]["correction"] == "mixing_beta 0.7 -> 0.35, electron_maxstep 1 -> 50"
     assert attempts[-1]["errors"] == [] and attempts[-1]["parameters"]["mixing_beta"] == 0.35
+    assert attempts[1]["restart_from"] == "attempt_0 charge_density"
+    assert not list((config.workflow.work_dir / "dft").glob("*/attempt_*/tmp"))
+
+
+def test_restart_from_the_failed_attempts_density_saves_scf_iterations(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """The same correction with and without the restart, on the same structure: the restarted
+    attempt starts from attempt 0's density (2 SCF steps in) and needs fewer iterations."""
+    config = make_config(tmp_path, config_dict, electron_maxstep=2, max_retries=1)
+    atoms = si2(4)
+    iterations = {}
+    for restart in (True, False):
+        outcome = label_structure(
+            1, atoms, config.dft, tmp_path / f"dft_{restart}" / "000001", restart
+        )
+        assert outcome.labeled, outcome.reason
+        first, second = outcome.attempts
+        assert first.errors[0] == "scf_not_converged" and first.scf_iterations == 2
+        assert second.restart_from == ("attempt_0 charge_density" if restart else None)
+        assert "The initial density is read from file" in _output(second.run_dir) or not restart
+        iterations[restart] = second.scf_iterations
+    assert iterations[True] < iterations[False], iterations
+
+
+def _output(run_dir: str) -> str:
+    return (Path(run_dir) / "pw.out").read_text()
 
 
 def test_missing_pseudopotential_is_a_classified_failure(
@@ -119,15 +159,17 @@ def test_missing_pseudopotential_is_a_classified_failure(
     assert record.status == keys.FAILED
     reason = record.key_value_pairs[keys.REASON]
     assert "pseudopotential" in reason and "Si.local.UPF not found" in reason
+    assert record.key_value_pairs[keys.FAILURE_KIND] == "pseudopotential"
     assert record.key_value_pairs[keys.DFT_ATTEMPTS] == 1  # not retried: nothing to correct
+    [run_dir] = attempt_dirs(config)
+    assert "from readpp : error #" in (run_dir / "CRASH").read_text()  # what the parser read
 
 
-def test_hang_crash_and_garbage_fail_cleanly_while_the_batch_goes_on(
+def test_crash_and_garbage_fail_cleanly_while_the_batch_goes_on(
     tmp_path: Path, config_dict: dict[str, Any]
 ) -> None:
-    command = [sys.executable, str(FAKE_PW), "1=hang,3=crash,4=garbage", shutil.which("pw.x")]
-    config = make_config(tmp_path, config_dict, command=command, timeout=8)
-    one = Atoms("Si", cell=[2.7, 2.7, 2.7], pbc=True)
+    command = [sys.executable, str(FAKE_PW), "3=crash,4=garbage", shutil.which("pw.x")]
+    config = make_config(tmp_path, config_dict, command=command)
     three = Atoms(
         "Si3",
         scaled_positions=[[0, 0, 0], [0.33, 0.33, 0], [0.66, 0.66, 0]],
@@ -135,17 +177,35 @@ def test_hang_crash_and_garbage_fail_cleanly_while_the_batch_goes_on(
         pbc=True,
     )
     four = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
-    ids = select(config, [one, si2(6), three, four])
+    ids = select(config, [si2(6), three, four])
     summary = label_selected(config)
     database = open_database(config)
-    reasons = {row_id: database.get(row_id).key_value_pairs.get(keys.REASON, "") for row_id in ids}
-    statuses = [database.get(row_id).status for row_id in ids]
-    assert statuses == [keys.FAILED, keys.LABELED, keys.FAILED, keys.FAILED]
-    assert "timeout_killed" in reasons[ids[0]]
-    assert "nonzero_exit" in reasons[ids[2]] and "interrupted" in reasons[ids[2]]
-    assert "unparsable" in reasons[ids[3]] or "interrupted" in reasons[ids[3]]
-    assert summary.labeled == 1 and summary.failed == 3
-    child_pid = int((attempt_dirs(config)[0] / "child.pid").read_text())
+    records = [database.get(row_id) for row_id in ids]
+    assert [record.status for record in records] == [keys.LABELED, keys.FAILED, keys.FAILED]
+    kinds = [record.key_value_pairs.get(keys.FAILURE_KIND) for record in records]
+    assert kinds[1:] == ["crashed", "interrupted"]
+    assert "killed by signal SIGSEGV" in records[1].key_value_pairs[keys.REASON]
+    assert summary.labeled == 1 and summary.failed == 2
+
+
+def test_hang_is_killed_with_its_children_and_the_batch_goes_on(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """Only fakes run here, so the hang can have a short limit of its own."""
+    command = [sys.executable, str(FAKE_PW), "1=hang,4=garbage", shutil.which("pw.x")]
+    config = make_config(tmp_path, config_dict, command=command, timeout=3)
+    one = Atoms("Si", cell=[2.7, 2.7, 2.7], pbc=True)
+    four = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
+    ids = select(config, [one, four])
+    summary = label_selected(config)
+    database = open_database(config)
+    hang, garbage = (database.get(row_id).key_value_pairs for row_id in ids)
+    assert hang[keys.FAILURE_KIND] == "timeout_killed"
+    assert hang[keys.REASON] == "timeout_killed after 1 attempt(s): killed after 3 s"
+    assert garbage[keys.FAILURE_KIND] == "interrupted"
+    assert summary.failed == 2
+    hang_dir = config.workflow.work_dir / "dft" / f"{ids[0]:06d}" / "attempt_0"
+    child_pid = int((hang_dir / "child.pid").read_text())
     assert not Path(f"/proc/{child_pid}").exists() or _is_zombie(child_pid)
 
 

@@ -7,8 +7,14 @@ from ase import Atoms
 from ase.build import bulk, fcc111
 
 from mlip_autopipec.config import config_from_dict
-from mlip_autopipec.dft.inputs import SCFParameters, kpoint_mesh, max_seconds_for, write_pw_input
-from mlip_autopipec.dft.parser import ErrorCode
+from mlip_autopipec.dft.errors import ErrorCode
+from mlip_autopipec.dft.inputs import (
+    Restart,
+    SCFParameters,
+    kpoint_mesh,
+    max_seconds_for,
+    write_pw_input,
+)
 from mlip_autopipec.dft.recovery import RecoveryHandler
 
 
@@ -68,12 +74,65 @@ def test_recovery_ladder_for_diagonalization(config_dict: dict[str, Any]) -> Non
     config = config_from_dict(config_dict)
     handler = RecoveryHandler(config.dft)
     scf = SCFParameters.from_config(config.dft)
-    errors = frozenset({ErrorCode.DIAGONALIZATION, ErrorCode.SCF_NOT_CONVERGED})
+    errors = frozenset({ErrorCode.DIAGONALIZATION, ErrorCode.NONZERO_EXIT})
     seen = []
     while (correction := handler.correct(errors, scf)) is not None:
         scf = correction.parameters
         seen.append(scf.diagonalization)
-    assert seen == ["cg", "ppcg"]
+    assert seen == ["ppcg", "paro", "cg"]  # cg, slowest and most stable, last
+
+
+def test_restart_writes_starting_files_only_when_asked(config_dict: dict[str, Any]) -> None:
+    config = config_from_dict(config_dict)
+    scf = SCFParameters.from_config(config.dft)
+    si = bulk("Si", "diamond", a=5.43)
+    scratch = write_pw_input(si, config.dft, scf).text
+    density = write_pw_input(si, config.dft, scf, Restart.CHARGE_DENSITY).text
+    full = write_pw_input(si, config.dft, scf, Restart.FULL).text
+    assert "startingpot" not in scratch and "startingwfc" not in scratch
+    assert "startingpot      = 'file'" in density and "startingwfc" not in density
+    assert "startingpot      = 'file'" in full and "startingwfc      = 'file'" in full
+
+
+def test_ladder_falls_through_to_the_next_code(config_dict: dict[str, Any]) -> None:
+    """Every solver tried, the SCF still unconverged: the mixing ladder comes next."""
+    config = config_from_dict(config_dict)
+    scf = SCFParameters.from_config(config.dft).changed(diagonalization="cg")
+    errors = frozenset({ErrorCode.DIAGONALIZATION, ErrorCode.SCF_NOT_CONVERGED})
+    correction = RecoveryHandler(config.dft).correct(errors, scf)
+    assert correction is not None and correction.code == ErrorCode.SCF_NOT_CONVERGED
+    assert correction.description == "mixing_beta 0.7 -> 0.35, electron_maxstep 100 -> 200"
+    assert correction.restart == Restart.CHARGE_DENSITY
+
+
+def test_each_correction_says_what_it_restarts_from(config_dict: dict[str, Any]) -> None:
+    config_dict["dft"]["max_timeout"] = 300
+    config = config_from_dict(config_dict)
+    handler = RecoveryHandler(config.dft)
+    scf = SCFParameters.from_config(config.dft)
+    expected = {
+        ErrorCode.SCF_NOT_CONVERGED: Restart.CHARGE_DENSITY,
+        ErrorCode.OUT_OF_WALLTIME: Restart.FULL,
+        ErrorCode.TIMEOUT_KILLED: Restart.SCRATCH,
+        ErrorCode.DIAGONALIZATION: Restart.SCRATCH,
+        ErrorCode.CHARGE_MIXING: Restart.SCRATCH,
+    }
+    for code, restart in expected.items():
+        correction = handler.correct(frozenset({code}), scf)
+        assert correction is not None and correction.code == code
+        assert correction.restart == restart, code
+
+
+def test_charge_mixer_failure_is_recoverable(config_dict: dict[str, Any]) -> None:
+    config = config_from_dict(config_dict)
+    handler = RecoveryHandler(config.dft)
+    scf = SCFParameters.from_config(config.dft)
+    errors = frozenset({ErrorCode.CHARGE_MIXING, ErrorCode.NONZERO_EXIT})
+    steps = []
+    while (correction := handler.correct(errors, scf)) is not None:
+        steps.append(correction.description)
+        scf = correction.parameters
+    assert steps[0].startswith("mixing_beta 0.7 -> 0.35") and steps[-1].endswith("-> local-TF")
 
 
 def test_walltime_retry_only_when_allowed(config_dict: dict[str, Any]) -> None:
@@ -92,3 +151,6 @@ def test_unrecoverable_errors_get_no_correction(config_dict: dict[str, Any]) -> 
     scf = SCFParameters.from_config(config.dft)
     for code in (ErrorCode.PSEUDOPOTENTIAL, ErrorCode.UNPARSABLE, ErrorCode.INTERRUPTED):
         assert RecoveryHandler(config.dft).correct(frozenset({code}), scf) is None
+    for code in (ErrorCode.NOT_SINGLE_POINT, ErrorCode.CHARGE_WRONG, ErrorCode.OUT_OF_MEMORY):
+        errors = frozenset({code, ErrorCode.SCF_NOT_CONVERGED})
+        assert RecoveryHandler(config.dft).correct(errors, scf) is None, code

@@ -1,6 +1,7 @@
 """Phase B: Quantum ESPRESSO input writing, running, parsing and error recovery."""
 
-from mlip_autopipec.dft.parser import ErrorCode, PwResult, parse_pw_output
+from mlip_autopipec.dft.errors import ErrorCode
+from mlip_autopipec.dft.parser import PwResult, parse_pw_output
 from mlip_autopipec.dft.recovery import RecoveryHandler
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, QERunner, label_structure
 

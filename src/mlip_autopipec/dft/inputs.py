@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,23 @@ from mlip_autopipec.config import DFTConfig
 # pw.x checks max_seconds only between SCF steps: leave 10% (at most 30 s) of headroom
 SOFT_LIMIT_MARGIN_FRACTION = 0.1
 SOFT_LIMIT_MARGIN_MAX = 30.0
+
+
+class Restart(StrEnum):
+    """What an attempt starts from: nothing, or files of the previous attempt in its outdir."""
+
+    SCRATCH = "scratch"
+    CHARGE_DENSITY = "charge_density"  # startingpot='file'
+    FULL = "full"  # startingpot='file' and startingwfc='file'
+
+
+STARTING_FILES: dict[Restart, dict[str, str]] = {
+    Restart.SCRATCH: {},
+    Restart.CHARGE_DENSITY: {"startingpot": "file"},
+    Restart.FULL: {"startingpot": "file", "startingwfc": "file"},
+}
+OUTDIR = "tmp"
+PREFIX = "pwscf"
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,10 @@ def max_seconds_for(timeout: float) -> int:
     return max(1, int(timeout - margin))
 
 
-def write_pw_input(atoms: Atoms, dft: DFTConfig, scf: SCFParameters) -> PwInput:
+def write_pw_input(
+    atoms: Atoms, dft: DFTConfig, scf: SCFParameters, restart: Restart = Restart.SCRATCH
+) -> PwInput:
+    """The pw.x input; with a restart, the outdir must hold the previous attempt's files."""
     symbols = sorted(set(atoms.get_chemical_symbols()))
     missing = [s for s in symbols if s not in dft.pseudopotentials]
     if missing:
@@ -81,8 +102,8 @@ def write_pw_input(atoms: Atoms, dft: DFTConfig, scf: SCFParameters) -> PwInput:
     input_data = {
         "control": {
             "calculation": "scf",
-            "prefix": "pwscf",
-            "outdir": "./tmp",
+            "prefix": PREFIX,
+            "outdir": f"./{OUTDIR}",
             "pseudo_dir": str(dft.pseudo_dir),
             "tprnfor": True,
             "tstress": True,
@@ -96,6 +117,7 @@ def write_pw_input(atoms: Atoms, dft: DFTConfig, scf: SCFParameters) -> PwInput:
             "mixing_mode": scf.mixing_mode,
             "electron_maxstep": scf.electron_maxstep,
             "diagonalization": scf.diagonalization,
+            **STARTING_FILES[restart],
         },
     }
     kpts = kpoint_mesh(atoms, dft.kspacing)
