@@ -14,10 +14,12 @@ import pytest
 
 from mlip_autopipec.config import MLIPConfig, config_from_dict
 from mlip_autopipec.core import keys
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.importing import import_files
 from mlip_autopipec.orchestration.training import train_iteration
 from mlip_autopipec.training.pacemaker import TrainingResult
 from tests.conftest import DATA_DIR, MINIMAL_CONFIG, write_config
+from tests.integration.lammps_fixtures import lammps_profile  # noqa: F401 - a fixture
 
 SI_DATA = DATA_DIR / "si_labeled.extxyz"
 SMALL_FIT = {
@@ -61,5 +63,5 @@ def trained_campaign(tmp_path_factory: pytest.TempPathFactory) -> TrainedCampaig
     root = tmp_path_factory.mktemp("trained_campaign")
     config = training_config(root)
     import_files(config, [SI_DATA], keys.LABELED, 0)
-    result = train_iteration(config)
+    result = train_iteration(Campaign.open(config))
     return TrainedCampaign(root=root, config=config, result=result)

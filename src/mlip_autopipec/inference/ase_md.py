@@ -12,7 +12,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.core.quiet_imports import pyace_calculator
-from mlip_autopipec.inference.md import MDResult, MDRunSpec, PotentialFiles
+from mlip_autopipec.inference.md_types import MDResult, MDRunner, MDRunSpec, PotentialFiles
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +98,8 @@ def run_ase_md(atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir
         result.error = f"{type(error).__name__}: {error}"
         logger.warning("MD %s failed: %s", spec.run_id, result.error)
     return result
+
+
+def make_runner(_lammps: object = None) -> MDRunner:
+    """The ASE engine for the registry; it needs no launch settings."""
+    return run_ase_md

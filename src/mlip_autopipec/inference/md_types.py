@@ -1,0 +1,91 @@
+"""What an MD run with extrapolation-grade monitoring is asked to do, and what it reports.
+
+Plain data shared by every MD engine (`ase`, `lammps`) and sent to Dask workers. The threshold
+semantics are the same for all engines: gamma is evaluated every `gamma_every` steps, starting
+at step 0; a checked frame whose max gamma is at least `gamma_lower` is kept (up to
+`max_frames`); the run stops at the first check whose max gamma is at least `gamma_upper`,
+and that frame is kept too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ase import Atoms
+
+from mlip_autopipec.config import InferenceConfig
+
+
+@dataclass(frozen=True)
+class PotentialFiles:
+    """A fitted ACE potential: B-basis .yaml (pyace, LAMMPS pace/extrapolation), .yace, .asi."""
+
+    yaml: Path
+    yace: Path
+    active_set: Path
+
+
+@dataclass(frozen=True)
+class MDRunSpec:
+    """What one MD run computes; how an engine is launched travels separately (MDEngineSpec)."""
+
+    run_id: str
+    temperature: float
+    pressure: float | None
+    steps: int
+    timestep: float
+    seed: int
+    gamma_every: int
+    gamma_lower: float
+    gamma_upper: float
+    max_frames: int
+    timeout: float
+
+    @classmethod
+    def from_config(
+        cls,
+        inference: InferenceConfig,
+        run_id: str,
+        temperature: float,
+        pressure: float | None,
+        seed: int,
+    ) -> MDRunSpec:
+        return cls(
+            run_id=run_id,
+            temperature=temperature,
+            pressure=pressure,
+            steps=inference.steps,
+            timestep=inference.timestep,
+            seed=seed,
+            gamma_every=inference.gamma_every,
+            gamma_lower=inference.gamma_lower,
+            gamma_upper=inference.gamma_upper,
+            max_frames=inference.max_frames,
+            timeout=inference.timeout,
+        )
+
+
+@dataclass
+class MDResult:
+    """Frames carry per-atom gamma in `atoms.arrays["gamma"]` and their step in `atoms.info`."""
+
+    run_id: str
+    temperature: float
+    steps_done: int = 0
+    halted: bool = False
+    max_gamma_per_check: list[float] = field(default_factory=list)
+    frames: list[Atoms] = field(default_factory=list)
+    error: str | None = None
+
+    def extrapolative_share(self, gamma_lower: float) -> float:
+        """Share of checked steps whose max gamma reached the lower threshold."""
+        if not self.max_gamma_per_check:
+            return 1.0 if self.halted or self.error else 0.0
+        above = sum(gamma >= gamma_lower for gamma in self.max_gamma_per_check)
+        return above / len(self.max_gamma_per_check)
+
+
+MDRunner = Callable[[Atoms, PotentialFiles, MDRunSpec, Path], MDResult]
+"""One engine's MD: (start structure, potential, what to compute, run folder) -> result."""
