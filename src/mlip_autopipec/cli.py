@@ -1,84 +1,72 @@
-"""The `mlip-autopipe` command: thin commands over orchestration and config."""
+"""The `mlip-autopipe` command: thin commands over orchestration and config.
+
+Every expected failure derives from `UserError` (or is a `ConfigError`) and is reported in one
+place, `ErrorBoundary`: one plain line on stderr, no traceback, a non-zero exit. Messages are
+printed without console markup, so a `[/]` in a path cannot break a command.
+"""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
+from mlip_autopipec import cli_tables
 from mlip_autopipec.config import ConfigError, MLIPConfig, load_config
 from mlip_autopipec.core import keys
-from mlip_autopipec.core.database import StructureError
+from mlip_autopipec.errors import UserError
 
 if TYPE_CHECKING:
-    from mlip_autopipec.orchestration.exploration import ExplorationSummary
-    from mlip_autopipec.orchestration.labeling import LabelingSummary
-    from mlip_autopipec.orchestration.status import IterationRow
-    from mlip_autopipec.training.pacemaker import TrainingResult
+    from mlip_autopipec.orchestration.labeling import LabelingProgress
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def one_line(message: str) -> str:
+    return " ".join(str(message).split("\n"))
+
+
+def print_error(message: str) -> None:
+    err_console.print(Text("error: ", style="bold red") + Text(one_line(message)))
+
+
+def print_config_error(error: ConfigError) -> None:
+    err_console.print(Text(f"{one_line(error.source)} is invalid:", style="bold red"))
+    for problem in error.problems:
+        err_console.print(Text(f"  {one_line(problem)}"))
+
+
+class ErrorBoundary(TyperGroup):
+    """Expected failures end a command with one clear line; anything else is a bug."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            print_config_error(error)
+            raise typer.Exit(2) from None
+        except UserError as error:
+            print_error(str(error))
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
+    cls=ErrorBoundary,
     help="Active learning of ACE potentials: explore, label with pw.x, fit with pacemaker.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The campaign's YAML configuration file.")]
 
 
-def _load(config_path: Path) -> MLIPConfig:
-    try:
-        config = load_config(config_path)
-    except ConfigError as error:
-        err_console.print(f"[bold red]{error.source} is invalid:[/]")
-        for problem in error.problems:
-            err_console.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    _log_to_work_dir(config)
-    return config
-
-
-def _log_to_work_dir(config: MLIPConfig) -> None:
-    work_dir = config.workflow.work_dir
-    work_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(work_dir / "mlip-autopipe.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("mlip_autopipec")
-    root.handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors that mean "fix the config, the data or the machine": a message, no traceback."""
-    from mlip_autopipec.core.process import ExecutableNotFoundError
-    from mlip_autopipec.generation import BuildError
-    from mlip_autopipec.inference.lammps import LammpsError
-    from mlip_autopipec.orchestration.lock import CampaignBusyError
-    from mlip_autopipec.orchestration.workflow import WorkflowError
-    from mlip_autopipec.surrogate import SurrogateError
-    from mlip_autopipec.training.pacemaker import TrainingError
-
-    return (
-        CampaignBusyError,
-        ExecutableNotFoundError,
-        BuildError,
-        LammpsError,
-        SurrogateError,
-        TrainingError,
-        WorkflowError,
-        StructureError,
-    )
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+class UsageError(UserError):
+    """The command line asks for something impossible."""
 
 
 @app.command()
@@ -88,74 +76,42 @@ def init(
     """Write a commented example config.yaml (diamond Si) that validates."""
     from mlip_autopipec.config.example import EXAMPLE_CONFIG
 
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / "config.yaml"
     if target.exists():
-        raise _fail(f"{target} already exists; not overwriting it")
-    target.write_text(EXAMPLE_CONFIG)
-    console.print(f"wrote {target}; check it with: mlip-autopipe validate {target}")
+        raise UsageError(f"{target} already exists; not overwriting it")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_text(EXAMPLE_CONFIG)
+    except OSError as error:
+        raise UsageError(f"cannot write {target}: {error.strerror}") from None
+    console.print(Text(f"wrote {target}; check it with: mlip-autopipe validate {target}"))
 
 
 @app.command()
 def validate(config_path: ConfigArg) -> None:
     """Check a config file; print every problem as `field.path: message` (exit 2 if any)."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as error:
-        err_console.print(f"[bold red]{error.source} is invalid:[/]")
-        for problem in error.problems:
-            err_console.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    config = load_config(config_path)
+    elements = ", ".join(config.system.elements)
     console.print(
-        f"[green]valid[/]: {', '.join(config.system.elements)}; work_dir {config.workflow.work_dir}"
+        Text("valid", style="green") + Text(f": {elements}; work_dir {config.workflow.work_dir}")
     )
 
 
 @app.command()
 def status(config_path: ConfigArg) -> None:
     """Structures per status; per iteration: DFT counts, fit errors, MD extrapolation."""
+    from mlip_autopipec.orchestration.campaign import existing_campaign
     from mlip_autopipec.orchestration.status import iteration_rows, status_rows, stop_reason
 
-    config = _load(config_path)
-    table = Table(title=f"Structures in {config.workflow.database_path}")
-    table.add_column("iteration", justify="right")
-    for name in keys.STATUSES:
-        table.add_column(name, justify="right")
-    for iteration, counts in status_rows(config):
-        table.add_row(str(iteration), *(str(counts.get(name, 0)) for name in keys.STATUSES))
-    console.print(table)
-    rows = iteration_rows(config)
+    campaign = existing_campaign(load_config(config_path))
+    title = f"Structures in {campaign.config.workflow.database_path}"
+    console.print(cli_tables.status_table(title, status_rows(campaign)))
+    rows = iteration_rows(campaign)
     if any(r.train_rmse_forces is not None or r.wall_times for r in rows):
-        Console(width=max(console.width, 150)).print(_iterations_table(rows))
-    reason = stop_reason(config)
+        Console(width=max(console.width, 160)).print(cli_tables.iterations_table(rows))
+    reason = stop_reason(campaign)
     if reason:
-        console.print(f"workflow stopped: {reason}")
-
-
-def _iterations_table(rows: list[IterationRow]) -> Table:
-    table = Table(title="Iterations")
-    for name in ("iter", "labeled", "failed DFT", "train F RMSE", "test F RMSE", "test E RMSE"):
-        table.add_column(name, justify="right")
-    table.add_column("extrapolative share")
-    table.add_column("wall time per phase (s)")
-    for r in rows:
-        shares = " ".join(f"{t}K:{s:.2f}" for t, s in r.extrapolative_share.items()) or "-"
-        walls = " ".join(f"{name}:{seconds:.0f}" for name, seconds in r.wall_times.items()) or "-"
-        table.add_row(
-            str(r.iteration),
-            str(r.labeled),
-            str(r.failed),
-            _fmt(r.train_rmse_forces, "meV/Å"),
-            _fmt(r.test_rmse_forces, "meV/Å"),
-            _fmt(r.test_rmse_energy, "meV/at"),
-            shares,
-            walls,
-        )
-    return table
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:.1f} {unit}"
+        console.print(Text(f"workflow stopped: {reason}"))
 
 
 @app.command()
@@ -169,17 +125,25 @@ def add(
     iteration: Annotated[int, typer.Option(help="Iteration to file them under.")] = 0,
 ) -> None:
     """Import structures as candidates (or --selected, or --labeled with their DFT data)."""
-    from mlip_autopipec.orchestration.importing import StructureImportError, import_files
+    from mlip_autopipec.orchestration.campaign import open_campaign
 
     if selected and labeled:
-        raise _fail("choose at most one of --selected and --labeled", 2)
-    config = _load(config_path)
+        print_error("choose at most one of --selected and --labeled")
+        raise typer.Exit(2)
+    config = load_config(config_path)
     status_name = keys.LABELED if labeled else keys.SELECTED if selected else keys.CANDIDATE
+    with open_campaign(config):
+        added, skipped = _import(config, files, status_name, iteration)
+    console.print(Text(f"added {added} structure(s) as {status_name!r}; {skipped} already present"))
+
+
+def _import(config: MLIPConfig, files: list[Path], status: str, iteration: int) -> tuple[int, int]:
+    from mlip_autopipec.orchestration.importing import import_files
+
     try:
-        added, skipped = import_files(config, files, status_name, iteration)
-    except (StructureImportError, StructureError) as error:
-        raise _fail(f"nothing imported: {error}") from None
-    console.print(f"added {added} structure(s) as {status_name!r}; {skipped} already present")
+        return import_files(config, files, status, iteration)
+    except UserError as error:
+        raise UsageError(f"nothing imported: {error}") from None
 
 
 @app.command()
@@ -189,13 +153,19 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="Output format.")] = "extxyz",
 ) -> None:
     """Write all labeled structures (energy, forces, stress) to a file."""
+    from mlip_autopipec.orchestration.campaign import existing_campaign
     from mlip_autopipec.orchestration.importing import export_labeled
 
     if fmt != "extxyz":
-        raise _fail(f"unsupported format {fmt!r}; supported: extxyz", 2)
-    config = _load(config_path)
-    count = export_labeled(config, out)
-    console.print(f"wrote {count} labeled structure(s) to {out}")
+        print_error(f"unsupported format {fmt!r}; supported: extxyz")
+        raise typer.Exit(2)
+    config = load_config(config_path)
+    existing_campaign(config)
+    try:
+        count = export_labeled(config, out)
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror}") from None
+    console.print(Text(f"wrote {count} labeled structure(s) to {out}"))
 
 
 @app.command()
@@ -214,10 +184,10 @@ def label(
         TimeRemainingColumn,
     )
 
+    from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.labeling import label_selected
-    from mlip_autopipec.orchestration.lock import campaign_lock
 
-    config = _load(config_path)
+    config = load_config(config_path)
     columns = (
         TextColumn("[bold]DFT"),
         BarColumn(),
@@ -228,41 +198,25 @@ def label(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("dft", total=None, failed=0, running=0)
+    with open_campaign(config) as campaign, Progress(*columns, console=console) as bar:
+        task = bar.add_task("dft", total=None, failed=0, running=0)
 
-        def show(summary: LabelingSummary) -> None:
-            done = summary.labeled + summary.failed
-            progress.update(
+        def show(progress: LabelingProgress) -> None:
+            done = progress.labeled + progress.failed
+            bar.update(
                 task,
-                total=summary.queued,
+                total=progress.queued,
                 completed=done,
-                failed=summary.failed,
-                running=summary.running,
+                failed=progress.failed,
+                running=progress.running,
             )
 
-        try:
-            with campaign_lock(config.workflow.work_dir):
-                summary = label_selected(config, on_progress=show, retry_failed=retry_failed)
-        except _user_errors() as error:
-            raise _fail(str(error)) from None
-        show(summary)
-    _print_labeling_summary(summary)
-
-
-def _print_labeling_summary(summary: LabelingSummary) -> None:
-    if summary.queued == 0:
+        progress = label_selected(campaign, on_progress=show, retry_failed=retry_failed)
+        show(progress)
+    if progress.queued == 0:
         console.print("nothing to label: no structure is 'selected'")
-        return
-    table = Table(title="Labeling")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("labeled", str(summary.labeled))
-    for reason, count in sorted(summary.failed_by_reason.items()):
-        table.add_row(f"failed: {reason}", str(count))
-    table.add_row("DFT wall time (sum)", f"{summary.dft_wall_time:.1f} s")
-    table.add_row("elapsed", f"{summary.elapsed:.1f} s")
-    console.print(table)
+    else:
+        console.print(cli_tables.labeling_table(progress))
 
 
 @app.command()
@@ -274,51 +228,14 @@ def train(
     ] = None,
 ) -> None:
     """Fit an ACE potential with pacemaker on all labeled data (up-fits the previous one)."""
-    from mlip_autopipec.core.process import ExecutableNotFoundError
-    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
+    from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.training import train_iteration
-    from mlip_autopipec.training.pacemaker import TrainingError
 
-    config = _load(config_path)
-    try:
-        with campaign_lock(config.workflow.work_dir):
-            result = train_iteration(config, iteration)
-    except (CampaignBusyError, TrainingError, ExecutableNotFoundError, ValueError) as error:
-        raise _fail(str(error)) from None
-    _print_training_result(result)
-
-
-def _print_training_result(result: TrainingResult) -> None:
-    metrics = result.metrics
-    table = Table(title=f"Training: {result.folder.name} ({metrics.start_mode})")
-    for column in ("set", "structures", "atoms", "RMSE E (meV/atom)", "RMSE F (meV/Å)"):
-        table.add_column(column, justify="left" if column == "set" else "right")
-    for name, summary in (("train", metrics.train), ("test", metrics.test)):
-        if summary is None:
-            table.add_row(name, "0", "0", "-", "-")
-            continue
-        table.add_row(
-            name,
-            str(summary.n_structures),
-            str(summary.n_atoms),
-            f"{summary.rmse_energy:.2f}",
-            f"{summary.rmse_forces:.1f}",
-        )
-    console.print(table)
-    console.print(
-        f"{metrics.start_mode} ({metrics.start_reason}); loss {metrics.initial_loss:.4g} -> "
-        f"{metrics.final_loss:.4g} in {metrics.n_iterations} iterations, "
-        f"{metrics.fit_seconds:.0f} s",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for label, path in (
-        ("potential", f"{result.potential}  (for LAMMPS: {result.yace.name})"),
-        ("active set", result.active_set),
-        ("plots", ", ".join(p.name for p in result.plots)),
-        ("log", result.log),
-    ):
-        console.print(f"{label + ':':<12}{path}", highlight=False, soft_wrap=True)
+    with open_campaign(load_config(config_path)) as campaign:
+        result = train_iteration(campaign, iteration)
+    console.print(cli_tables.training_table(result))
+    for line in cli_tables.training_lines(result):
+        console.print(Text(line), soft_wrap=True)
 
 
 @app.command()
@@ -329,77 +246,41 @@ def explore(
     """Generate candidates, filter them, pre-screen with the surrogate and select by FPS."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mlip_autopipec.generation import BuildError
+    from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.exploration import run_exploration
-    from mlip_autopipec.orchestration.lock import CampaignBusyError, campaign_lock
-    from mlip_autopipec.surrogate import SurrogateError
 
-    config = _load(config_path)
+    config = load_config(config_path)
     columns = (
         TextColumn("[bold]{task.description:<11}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("starting", total=None)
+    with open_campaign(config) as campaign, Progress(*columns, console=console) as bar:
+        task = bar.add_task("starting", total=None)
 
         def show(stage: str, done: int, total: int) -> None:
-            progress.update(task, description=stage, completed=done, total=total)
+            bar.update(task, description=stage, completed=done, total=total)
 
-        try:
-            with campaign_lock(config.workflow.work_dir):
-                summary = run_exploration(config, iteration, on_progress=show)
-        except (CampaignBusyError, SurrogateError, BuildError) as error:
-            raise _fail(str(error)) from None
-    _print_exploration_summary(summary)
-
-
-def _print_exploration_summary(summary: ExplorationSummary) -> None:
-    table = Table(title=f"Exploration, iteration {summary.iteration}")
-    table.add_column("")
-    table.add_column("structures", justify="right")
-    table.add_row("generated", str(summary.generated))
-    for origin, count in sorted(summary.generated_by_origin.items()):
-        table.add_row(f"  {origin}", str(count))
-    for reason, count in sorted(summary.filtered_by_reason.items()):
-        table.add_row(f"filtered: {reason}", str(count))
-    table.add_row("new candidates stored", str(summary.inserted))
-    table.add_row("already in the database", str(summary.already_present))
-    selection = summary.selection
-    if selection is not None:
-        table.add_row("candidates considered", str(selection.candidates))
-        for reason, count in sorted(selection.filtered_by_reason.items()):
-            table.add_row(f"filtered: {reason}", str(count))
-        table.add_row("evaluated by the surrogate", str(selection.evaluated))
-        for reason, count in sorted(selection.prescreened_by_reason.items()):
-            table.add_row(f"pre-screened out: {reason}", str(count))
-        table.add_row("pre-screened out (total)", str(selection.prescreened))
-        table.add_row("selected now", str(selection.selected))
-        table.add_row("selected in this iteration", str(selection.selected_in_iteration))
-    console.print(table)
+        summary = run_exploration(campaign, iteration, on_progress=show)
+    console.print(cli_tables.exploration_table(summary))
 
 
 @app.command()
 def run(config_path: ConfigArg) -> None:
     """Run the whole active-learning loop; killed, it resumes where it stopped."""
-    from mlip_autopipec.orchestration.lock import campaign_lock
+    from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.workflow import WorkflowManager
 
-    config = _load(config_path)
+    config = load_config(config_path)
 
     def show(iteration: int, phase: str, event: str) -> None:
-        if event == "start":
-            console.print(f"[bold]iteration {iteration}[/]: {phase} ...")
-        else:
-            console.print(f"[bold]iteration {iteration}[/]: {phase} [green]done[/]")
+        state = Text("done", style="green") if event != "start" else Text("...")
+        console.print(Text(f"iteration {iteration}", style="bold") + Text(f": {phase} ") + state)
 
-    try:
-        with campaign_lock(config.workflow.work_dir), console.status("working", spinner="dots"):
-            reason = WorkflowManager(config, on_phase=show).run()
-    except _user_errors() as error:
-        raise _fail(str(error)) from None
-    console.print(f"[bold]stopped[/]: {reason}")
+    with open_campaign(config) as campaign, console.status("working", spinner="dots"):
+        reason = WorkflowManager(campaign, on_phase=show).run()
+    console.print(Text("stopped", style="bold") + Text(f": {reason}"))
     status(config_path)
 
 
@@ -409,45 +290,33 @@ def infer(
     iteration: Annotated[int | None, typer.Option(help="Iteration to run MD for.")] = None,
 ) -> None:
     """Run phase D alone: MD with the newest potential, gamma monitoring, extraction."""
+    from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.inference import extract_candidates, run_inference
-    from mlip_autopipec.orchestration.lock import campaign_lock
     from mlip_autopipec.orchestration.training import finished_fits
 
-    config = _load(config_path)
-    fits = finished_fits(config)
-    if not fits:
-        raise _fail("no trained potential yet; run `train` first")
-    fit_iteration, fit = fits[-1]
-    target = fit_iteration + 1 if iteration is None else iteration
-    try:
-        with campaign_lock(config.workflow.work_dir), console.status("MD", spinner="dots"):
-            summary = run_inference(config, target, fit)
-            added = extract_candidates(config, target, fit)
-    except _user_errors() as error:
-        raise _fail(str(error)) from None
-    table = Table(title=f"MD with {fit.potential}")
-    for name in ("run", "T (K)", "steps", "halted", "extrapolative share", "frames kept"):
-        table.add_column(name, justify="right")
-    for run_stats in summary.runs:
-        table.add_row(
-            run_stats.run_id,
-            f"{run_stats.temperature:g}",
-            str(run_stats.steps_done),
-            "yes" if run_stats.halted else "no",
-            f"{run_stats.extrapolative_share:.2f}",
-            str(run_stats.n_frames),
-        )
-    console.print(table)
-    console.print(f"{added} candidate(s) from extrapolative environments in iteration {target}")
+    with open_campaign(load_config(config_path)) as campaign:
+        fits = finished_fits(campaign)
+        if not fits:
+            raise UsageError("no trained potential yet; run `train` first")
+        fit_iteration, fit = fits[-1]
+        target = fit_iteration + 1 if iteration is None else iteration
+        with console.status("MD", spinner="dots"):
+            summary = run_inference(campaign, target, fit)
+            added = extract_candidates(campaign, target, fit)
+    console.print(cli_tables.md_table(str(fit.potential), summary))
+    console.print(
+        Text(f"{added} candidate(s) from extrapolative environments in iteration {target}")
+    )
 
 
 @app.command()
 def report(config_path: ConfigArg) -> None:
     """Write plots and a self-contained HTML summary to work_dir/report/."""
+    from mlip_autopipec.orchestration.campaign import existing_campaign
     from mlip_autopipec.orchestration.report import write_report
 
-    config = _load(config_path)
-    console.print(f"wrote {write_report(config)}")
+    campaign = existing_campaign(load_config(config_path))
+    console.print(Text(f"wrote {write_report(campaign)}"))
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from mlip_autopipec.cli import app
 from mlip_autopipec.config import MLIPConfig, config_from_dict
 from mlip_autopipec.core import keys
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.exploration import run_exploration, select_candidates
 
@@ -49,7 +50,7 @@ def expected_generated(generation: dict[str, Any]) -> int:
 def test_explore_on_the_si_example_writes_the_expected_counts_once(tmp_path: Path) -> None:
     data = example_dict(tmp_path / "work")
     config = make_config(data)
-    first = run_exploration(config, iteration=0)
+    first = run_exploration(Campaign.open(config), iteration=0)
     selection = first.selection
     assert selection is not None
     assert first.generated == expected_generated(data["exploration"]["generation"]) == 62
@@ -73,7 +74,7 @@ def test_explore_on_the_si_example_writes_the_expected_counts_once(tmp_path: Pat
     )
     assert ranks == list(range(8))
 
-    second = run_exploration(config, iteration=0)
+    second = run_exploration(Campaign.open(config), iteration=0)
     assert second.inserted == 0 and second.already_present == first.inserted
     assert second.selection is not None and second.selection.evaluated == 0
     assert second.selection.selected == 0 and second.selection.selected_in_iteration == 8
@@ -81,7 +82,7 @@ def test_explore_on_the_si_example_writes_the_expected_counts_once(tmp_path: Pat
     assert database.count(**{keys.STATUS: keys.SELECTED}) == 8
 
     data["exploration"]["selection"]["n_select"] = 11
-    more = select_candidates(make_config(data), iteration=0)
+    more = select_candidates(Campaign.open(make_config(data)), iteration=0)
     assert more.selected == 3 and more.selected_in_iteration == 11
     assert more.warm_start == 8  # the first picks are the warm start of the new ones
     assert database.count(**{keys.STATUS: keys.SELECTED}) == 11
@@ -106,7 +107,7 @@ def test_prescreen_limits_reject_with_the_reason_in_the_database(tmp_path: Path)
     data["exploration"]["surrogate"]["max_force"] = 3.0
     data["exploration"]["surrogate"]["max_energy_above_min"] = 0.1
     config = make_config(data)
-    summary = run_exploration(config, iteration=0)
+    summary = run_exploration(Campaign.open(config), iteration=0)
     assert summary.selection is not None
     screened = summary.selection.prescreened_by_reason
     assert screened["max_force"] > 0 and screened["energy_above_min"] > 0
@@ -154,7 +155,7 @@ def test_candidates_from_any_source_are_filtered_screened_and_picked_far_from_la
         [near_known, strained, too_close, isolated], keys.CANDIDATE, 0, "md:extracted"
     )
 
-    summary = select_candidates(config, iteration=0)
+    summary = select_candidates(Campaign.open(config), iteration=0)
 
     assert summary.candidates == 4 and summary.evaluated == 3
     assert summary.filtered_by_reason == {"min_distance": 1}

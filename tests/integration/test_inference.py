@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from ase.build import bulk
 
 from mlip_autopipec.config import InferenceConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.inference.ase_md import run_ase_md
-from mlip_autopipec.inference.lammps import lammps_has_ml_pace, run_lammps_md
-from mlip_autopipec.inference.md import MDRunSpec
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.inference.md_types import MDRunSpec
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.inference import (
     extract_candidates,
-    md_folder,
     potential_files,
     run_inference,
 )
@@ -75,15 +70,15 @@ def test_inference_phase_runs_md_on_dask_and_extracts_candidates(
     inference = InferenceConfig(
         temperatures=[300.0, 3000.0], steps=200, gamma_every=5, gamma_lower=1.5, gamma_upper=6.0
     )
-    config = config.model_copy(update={"inference": inference})
+    campaign = Campaign.open(config.model_copy(update={"inference": inference}))
     fit = trained_campaign.result
-    summary = run_inference(config, 1, fit)
+    summary = run_inference(campaign, 1, fit)
     assert [run.temperature for run in summary.runs] == [300.0, 3000.0]
     shares = summary.share_by_temperature()
     assert shares[3000.0] > shares[300.0]
-    added = extract_candidates(config, 1, fit)
+    added = extract_candidates(campaign, 1, fit)
     assert added > 0
-    database = open_database(config)
+    database = campaign.database
     candidates = database.select(**{keys.STATUS: keys.CANDIDATE, keys.ITERATION: 1})
     assert len(candidates) == added
     for record in candidates:
@@ -91,22 +86,7 @@ def test_inference_phase_runs_md_on_dask_and_extracts_candidates(
         assert record.key_value_pairs["md_run"] == "T3000_r0"
         assert record.key_value_pairs["centre_gamma"] >= 1.5
         assert record.key_value_pairs["md_step"] >= 0
-    again = run_inference(config, 1, fit)  # finished: read back, not rerun
+    again = run_inference(campaign, 1, fit)  # finished: read back, not rerun
     assert again == summary
-    assert extract_candidates(config, 1, fit) == added  # no duplicates on a rerun
-    assert (md_folder(config, 1) / "md_summary.json").is_file()
-
-
-LMP = shutil.which("lmp") or shutil.which("lmp_serial")
-
-
-@pytest.mark.skipif(
-    LMP is None or not lammps_has_ml_pace(LMP),
-    reason="no LAMMPS with ML-PACE here (PyPI and Debian builds lack pair_style pace)",
-)
-def test_lammps_engine_matches_semantics(trained_campaign: TrainedCampaign, tmp_path: Path) -> None:
-    potential = potential_files(trained_campaign.result)
-    spec = replace(md_spec(4000, 1.5, 4.0), lammps_command=(str(LMP),))
-    result = run_lammps_md(supercell(), potential, spec, tmp_path / "lmp")
-    assert result.halted and result.frames
-    assert np.all([f.info["max_gamma"] >= 1.5 for f in result.frames])
+    assert extract_candidates(campaign, 1, fit) == added  # no duplicates on a rerun
+    assert (campaign.layout.md_dir(1) / "md_summary.json").is_file()

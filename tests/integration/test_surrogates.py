@@ -17,6 +17,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.config import SurrogateConfig, config_from_dict
 from mlip_autopipec.core import keys
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.exploration import run_exploration
 from mlip_autopipec.surrogate import (
@@ -237,7 +238,7 @@ def test_explore_with_the_mace_surrogate(
     tiny_mace_model: Path, config_dict: dict[str, Any], tmp_path: Path
 ) -> None:
     config = config_from_dict(mace_config_dict(config_dict, tiny_mace_model, tmp_path))
-    summary = run_exploration(config, iteration=0)
+    summary = run_exploration(Campaign.open(config), iteration=0)
     assert summary.selection is not None and summary.selection.selected == 4
     database = open_database(config)
     assert database.count(**{keys.STATUS: keys.SELECTED}) == 4

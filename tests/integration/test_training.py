@@ -19,12 +19,14 @@ from typer.testing import CliRunner
 from mlip_autopipec.cli import app
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import StructureRecord
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
-from mlip_autopipec.orchestration.training import latest_fit, split_key, train_iteration
+from mlip_autopipec.orchestration.training import latest_fit, train_iteration
 from mlip_autopipec.training.dataset import TEST, TRAIN, assign_split
 from mlip_autopipec.training.inputs import DataFiles, FitStart, build_input, write_input
 from mlip_autopipec.training.metrics import read_loss_history
 from mlip_autopipec.training.pacemaker import TrainingError, resolve_tool
+from mlip_autopipec.training.splits import SplitEntry
 from tests.integration.conftest import TrainedCampaign
 
 pytestmark = pytest.mark.slow
@@ -70,7 +72,9 @@ def test_splits_are_stored_once_and_follow_the_hash(trained_campaign: TrainedCam
     records = open_database(trained_campaign.config).select(**{keys.STATUS: keys.LABELED})
     fraction = trained_campaign.config.training.test_fraction
     for record in records:
-        assert record.key_value_pairs[keys.SPLIT] == assign_split(split_key(record), fraction)
+        assert record.key_value_pairs[keys.SPLIT] == assign_split(
+            SplitEntry(record.id, record.key_value_pairs[keys.STRUCTURE_HASH]).key, fraction
+        )
     test_summary = trained_campaign.result.metrics.test
     assert test_summary is not None
     assert len(labeled_records(trained_campaign, TEST)) == test_summary.n_structures
@@ -141,7 +145,7 @@ def test_upfit_continues_from_the_previous_potential(
     config = trained_campaign.copy_to(tmp_path)
     scratch = trained_campaign.result.metrics
     before = {r.id: r.key_value_pairs[keys.SPLIT] for r in open_database(config).select()}
-    upfit = train_iteration(config, iteration=1)
+    upfit = train_iteration(Campaign.open(config), iteration=1)
     metrics = upfit.metrics
     assert metrics.start_mode == "continue"
     assert metrics.previous_potential == str(
@@ -158,7 +162,7 @@ def test_upfit_continues_from_the_previous_potential(
     history = read_loss_history(upfit.folder / "metrics.txt")
     assert history[0][0] == 0 and len(history) > 1
     assert {r.id: r.key_value_pairs[keys.SPLIT] for r in open_database(config).select()} == before
-    newest = latest_fit(config)
+    newest = latest_fit(Campaign.open(config))
     assert newest is not None and newest.folder == upfit.folder
 
 
@@ -167,7 +171,7 @@ def test_stalled_upfit_is_checked_against_a_fit_from_scratch(
 ) -> None:
     # A ratio this small calls every up-fit stalled, so both fits run and the better one stays.
     config = trained_campaign.copy_to(tmp_path, upfit_fallback_ratio=0.01, maxiter=10)
-    result = train_iteration(config, iteration=1)
+    result = train_iteration(Campaign.open(config), iteration=1)
     discarded = result.folder / "discarded_fit"
     upfit_log, scratch_log = (
         (result.folder, discarded)
@@ -218,7 +222,7 @@ def test_failed_fit_leaves_previous_potential_and_database_untouched(
     files_before = {p.name: digest(p) for p in previous.iterdir() if p.is_file()}
     rows_before = {r.id: r.key_value_pairs for r in open_database(config).select()}
     with pytest.raises(TrainingError) as caught:
-        train_iteration(config)
+        train_iteration(Campaign.open(config))
     log = tmp_path / "work/potentials/iter_001.tmp/pacemaker.log"
     assert message in str(caught.value) and str(log) in str(caught.value)
     assert log.is_file()
@@ -227,7 +231,7 @@ def test_failed_fit_leaves_previous_potential_and_database_untouched(
     assert not (tmp_path / "work/potentials/iter_001").exists()
     assert {p.name: digest(p) for p in previous.iterdir() if p.is_file()} == files_before
     assert {r.id: r.key_value_pairs for r in open_database(config).select()} == rows_before
-    newest = latest_fit(config)
+    newest = latest_fit(Campaign.open(config))
     assert newest is not None and newest.folder == previous
 
 

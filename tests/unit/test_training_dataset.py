@@ -11,9 +11,6 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mlip_autopipec.core import keys
-from mlip_autopipec.core.database import StructureRecord
-from mlip_autopipec.orchestration.training import decide_splits, split_key
 from mlip_autopipec.training.dataset import (
     TEST,
     TRAIN,
@@ -23,6 +20,7 @@ from mlip_autopipec.training.dataset import (
     assign_split,
     fit_reference_energies,
 )
+from mlip_autopipec.training.splits import SplitEntry, decide_splits
 from tests.conftest import DATA_DIR
 
 SI_DATA = DATA_DIR / "si_labeled.extxyz"
@@ -58,32 +56,28 @@ def test_split_rejects_fraction_outside_range() -> None:
         assign_split("x", 1.0)
 
 
-def _record(row_id: int, atoms: Atoms, **kvp: str) -> StructureRecord:
-    return StructureRecord(
-        id=row_id, atoms=atoms, status=keys.LABELED, iteration=0, origin="t", key_value_pairs=kvp
-    )
+def _record(row_id: int, structure_hash: str | None = None, split: str | None = None) -> SplitEntry:
+    return SplitEntry(row_id, structure_hash, split)
 
 
 def test_stored_split_is_kept_even_when_the_hash_says_otherwise() -> None:
-    atoms = bulk("Si")
-    fresh = [_record(i, atoms, structure_hash=f"h{i}") for i in range(200)]
+    fresh = [_record(i, structure_hash=f"h{i}") for i in range(200)]
     splits, new = decide_splits(fresh, 0.3)
     assert new == splits and set(splits.values()) == {TRAIN, TEST}
     flipped = {TRAIN: TEST, TEST: TRAIN}
     stored = [
-        _record(r.id, atoms, structure_hash=f"h{r.id}", split=flipped[splits[r.id]])
+        _record(r.row_id, structure_hash=f"h{r.row_id}", split=flipped[splits[r.row_id]])
         for r in fresh[:100]
     ]
     again, new_again = decide_splits(stored + fresh[100:], 0.3)
-    assert all(again[r.id] == flipped[splits[r.id]] for r in fresh[:100])
-    assert set(new_again) == {r.id for r in fresh[100:]}
+    assert all(again[r.row_id] == flipped[splits[r.row_id]] for r in fresh[:100])
+    assert set(new_again) == {r.row_id for r in fresh[100:]}
     assert all(again[i] == splits[i] for i in new_again)
 
 
 def test_split_key_prefers_the_structure_hash() -> None:
-    atoms = bulk("Si")
-    assert split_key(_record(7, atoms, structure_hash="abc")) == "hash:abc"
-    assert split_key(_record(7, atoms)) == "id:7"
+    assert _record(7, structure_hash="abc").key == "hash:abc"
+    assert _record(7).key == "id:7"
 
 
 def _labeled(atoms: Atoms, energy: float, row_id: int) -> LabeledStructure:

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import ase.db
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 from ase.db.sqlite import SQLite3Database
 from ase.neighborlist import neighbor_list
 
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.label import Label, LabelError
+from mlip_autopipec.errors import UserError
 
 
-class StructureError(ValueError):
+class StructureError(UserError, ValueError):
     """A structure is not fit to be stored; the message names the problem."""
 
 
 class StatusTransitionError(ValueError):
     """A row was asked to move to a status its current status may not lead to."""
+
+
+class DatabaseError(UserError):
+    """The database file cannot be used: corrupt, not an ase.db, or not writable."""
 
 
 @dataclass(frozen=True)
@@ -107,14 +114,51 @@ def check_transition(current: str, new: str) -> None:
         raise StatusTransitionError(f"a {current!r} structure cannot become {new!r}")
 
 
+def check_existing_database(path: Path) -> None:
+    """Raise DatabaseError when `path` holds something other than an ase.db database.
+
+    Opened read-only, so a foreign SQLite file is never given ase.db's tables.
+    """
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise DatabaseError(f"the database {path} is not a regular file")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=20)) as connection:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            tables = {str(row[0]) for row in rows}
+    except sqlite3.Error as error:
+        raise DatabaseError(f"{path} is not a readable SQLite database ({error})") from None
+    if tables and "systems" not in tables:  # no table at all: a new, empty database
+        raise DatabaseError(
+            f"{path} is an SQLite file but not an ase.db database of a campaign; "
+            "refusing to write into it (choose another workflow.database)"
+        )
+
+
+def _writable(path: Path) -> bool:
+    """SQLite writes the file and, beside it, its -wal and -shm files."""
+    folder_ok = os.access(path.parent, os.W_OK | os.X_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
 class DatabaseConnector:
     """Opens the ase.db SQLite file in WAL mode, so readers never meet a lock held by a writer."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(self.path, timeout=20) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+        check_existing_database(self.path)
+        if not _writable(self.path):
+            raise DatabaseError(
+                f"the database {self.path} is not writable (read-only file or mount)"
+            )
+        try:
+            with closing(sqlite3.connect(self.path, timeout=20)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as error:
+            raise DatabaseError(f"cannot open the database {self.path}: {error}") from None
         self._db = cast(SQLite3Database, ase.db.connect(str(self.path), type="db", append=True))
 
     @property
@@ -167,14 +211,15 @@ class DatabaseManager:
             raise StatusTransitionError(f"unknown status {status!r}")
         origin_list = [origins] * len(structures) if isinstance(origins, str) else list(origins)
         for index, atoms in enumerate(structures):
-            if status == keys.LABELED and atoms.calc is None:
-                raise StructureError(
-                    f"structure {index}: a labeled structure needs its DFT results"
-                )
+            where = f"structure {index} ({origin_list[index]})"
             try:
+                if status == keys.LABELED:
+                    Label.from_atoms(atoms, where)
                 self.validate(atoms)
+            except LabelError as error:
+                raise StructureError(str(error)) from None
             except StructureError as error:
-                raise StructureError(f"structure {index} ({origin_list[index]}): {error}") from None
+                raise StructureError(f"{where}: {error}") from None
         known = self._known_hashes() if skip_duplicates else set()
         ids: list[int] = []
         with self.connector.transaction() as db:
@@ -297,18 +342,9 @@ class LabelUpdate:
 
 
 def _labeled_atoms(atoms: Atoms, result: LabelUpdate) -> Atoms:
-    if result.energy is None or result.forces is None:
-        raise ValueError(f"row {result.id}: a label needs energy and forces")
-    forces = np.asarray(result.forces, dtype=float)
-    if forces.shape != (len(atoms), 3) or not np.all(np.isfinite(forces)):
-        raise ValueError(f"row {result.id}: forces must be finite with shape ({len(atoms)}, 3)")
-    if not np.isfinite(result.energy):
-        raise ValueError(f"row {result.id}: energy is not finite")
-    results: dict[str, Any] = {"energy": float(result.energy), "forces": forces}
-    if result.stress is not None:
-        results["stress"] = np.asarray(result.stress, dtype=float)
-    atoms.calc = SinglePointCalculator(atoms, **results)
-    return atoms
+    results = {"energy": result.energy, "forces": result.forces, "stress": result.stress}
+    present = {key: value for key, value in results.items() if value is not None}
+    return Label.from_results(present, len(atoms), f"row {result.id}").attach(atoms)
 
 
 def _without_calculator(atoms: Atoms) -> Atoms:

@@ -8,6 +8,7 @@ STATUS: Final = "status"
 ITERATION: Final = "iteration"
 ORIGIN: Final = "origin"
 REASON: Final = "reason"
+FAILURE_KIND: Final = "failure_kind"  # the primary error code of a failed label, as data
 DFT_ATTEMPTS: Final = "dft_attempts"
 DFT_WALL_TIME: Final = "dft_wall_time"
 SPLIT: Final = "split"

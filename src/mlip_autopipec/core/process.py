@@ -13,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from mlip_autopipec.errors import UserError
+
 PR_SET_PDEATHSIG = 1
 
 
-class ExecutableNotFoundError(RuntimeError):
+class ExecutableNotFoundError(UserError, RuntimeError):
     """A program named in the config is not on PATH or not executable."""
 
 

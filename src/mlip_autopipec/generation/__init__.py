@@ -1,6 +1,11 @@
 """Phase A, first half: candidate structures and the pre-DFT filters they must pass."""
 
-from mlip_autopipec.generation.builder import BuildError, GeneratedStructure, StructureBuilder
+from mlip_autopipec.generation.builder import (
+    SURFACE,
+    BuildError,
+    GeneratedStructure,
+    StructureBuilder,
+)
 from mlip_autopipec.generation.filters import (
     check_cell_shape,
     check_max_atoms,
@@ -9,6 +14,7 @@ from mlip_autopipec.generation.filters import (
 )
 
 __all__ = [
+    "SURFACE",
     "BuildError",
     "GeneratedStructure",
     "StructureBuilder",

@@ -11,6 +11,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.config import GenerationConfig, SystemConfig
+from mlip_autopipec.errors import UserError
 from mlip_autopipec.generation import transforms
 from mlip_autopipec.generation.filters import scaled_radii
 
@@ -40,7 +41,7 @@ class BaseStructure:
     surface_bulk: Atoms
 
 
-class BuildError(ValueError):
+class BuildError(UserError, ValueError):
     """The configuration does not describe a structure ASE can build; the message says why."""
 
 

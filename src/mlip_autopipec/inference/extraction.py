@@ -16,6 +16,8 @@ from ase.constraints import FixAtoms
 from ase.neighborlist import neighbor_list
 from ase.optimize import BFGS
 
+EXTRACT_ORIGIN = "md:extract"
+
 
 @dataclass(frozen=True)
 class ExtractedEnvironment:

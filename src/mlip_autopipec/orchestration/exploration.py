@@ -20,7 +20,8 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.summaries import ExploreSummary, SelectSummary
 from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, reference_energy
 from mlip_autopipec.surrogate.prescreen import SURROGATE_ERROR
 
@@ -68,15 +69,15 @@ class ExplorationSummary:
 
 
 def run_exploration(
-    config: MLIPConfig, iteration: int, on_progress: ProgressCallback | None = None
+    campaign: Campaign, iteration: int, on_progress: ProgressCallback | None = None
 ) -> ExplorationSummary:
     """Generate, filter and store candidates, then pre-screen and select among them."""
+    config, database = campaign.config, campaign.database
     summary = ExplorationSummary(iteration)
     _report(on_progress, "generating", 0, 1)
     builder = StructureBuilder(config.system, config.exploration.generation, iteration)
     generated = builder.build()
     summary.generated_by_origin.update(item.origin for item in generated)
-    database = open_database(config)
     kept = _passing_filters(generated, config, database, summary)
     ids = database.add_structures(
         [item.atoms for item in kept], keys.CANDIDATE, iteration, [item.origin for item in kept]
@@ -91,8 +92,26 @@ def run_exploration(
         summary.filtered,
         summary.inserted,
     )
-    summary.selection = select_candidates(config, iteration, on_progress)
+    summary.selection = select_candidates(campaign, iteration, on_progress)
     return summary
+
+
+def explore_phase(campaign: Campaign, iteration: int) -> ExploreSummary:
+    summary = run_exploration(campaign, iteration)
+    selection = summary.selection
+    return ExploreSummary(
+        generated=summary.generated,
+        filtered=summary.filtered,
+        prescreened_out=selection.prescreened if selection else 0,
+        selected=selection.selected if selection else 0,
+    )
+
+
+def select_phase(campaign: Campaign, iteration: int) -> SelectSummary:
+    summary = select_candidates(campaign, iteration)
+    return SelectSummary(
+        iteration=iteration, prescreened_out=summary.prescreened, selected=summary.selected
+    )
 
 
 def _passing_filters(
@@ -126,10 +145,10 @@ def _invalid(database: DatabaseManager, item: GeneratedStructure) -> Rejection |
 
 
 def select_candidates(
-    config: MLIPConfig, iteration: int, on_progress: ProgressCallback | None = None
+    campaign: Campaign, iteration: int, on_progress: ProgressCallback | None = None
 ) -> SelectionSummary:
     """Filter, pre-screen and FPS-select among all `candidate` rows of `iteration`, any origin."""
-    database = open_database(config)
+    config, database = campaign.config, campaign.database
     pipeline = SurrogatePipeline(config.exploration, config.system.elements)
     summary = SelectionSummary(iteration)
     rows = database.select(**{keys.STATUS: keys.CANDIDATE, keys.ITERATION: iteration})

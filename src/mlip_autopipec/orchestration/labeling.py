@@ -9,35 +9,39 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.summaries import LabelSummary
 from mlip_autopipec.orchestration.task_queue import TaskFailure, TaskQueue
 
 logger = logging.getLogger(__name__)
 
+TASK_FAILED = "task_failed"
+
 
 @dataclass
-class LabelingSummary:
+class LabelingProgress:
+    """Counts as labeling advances; also the phase's result."""
+
     queued: int = 0
     labeled: int = 0
-    failed_by_reason: Counter[str] = field(default_factory=Counter)
+    failed_by_kind: Counter[str] = field(default_factory=Counter)
     dft_wall_time: float = 0.0
     elapsed: float = 0.0
     slots: int = 0
 
     @property
     def failed(self) -> int:
-        return sum(self.failed_by_reason.values())
+        return sum(self.failed_by_kind.values())
 
     @property
     def running(self) -> int:
         return min(self.slots, self.queued - self.labeled - self.failed)
 
 
-ProgressCallback = Callable[[LabelingSummary], None]
+ProgressCallback = Callable[[LabelingProgress], None]
 
 
 def requeue_interrupted(database: DatabaseManager) -> int:
@@ -50,51 +54,65 @@ def requeue_interrupted(database: DatabaseManager) -> int:
 
 
 def label_selected(
-    config: MLIPConfig,
+    campaign: Campaign,
     on_progress: ProgressCallback | None = None,
     retry_failed: bool = False,
-) -> LabelingSummary:
+) -> LabelingProgress:
     """Label every `selected` structure; finished labels are never recomputed.
 
     pw.x (and the launcher) are checked first, so a wrong command fails fast and leaves every
     row as it was. With `retry_failed`, structures that failed before are queued again.
     """
+    config, database = campaign.config, campaign.database
     PwProfile.from_config(config.dft)
-    database = open_database(config)
     requeue_interrupted(database)
     if retry_failed:
-        failed = database.ids(**{keys.STATUS: keys.FAILED})
-        database.set_status(failed, keys.SELECTED)
+        database.set_status(database.ids(**{keys.STATUS: keys.FAILED}), keys.SELECTED)
     rows = database.select(**{keys.STATUS: keys.SELECTED})
-    summary = LabelingSummary(queued=len(rows))
+    progress = LabelingProgress(queued=len(rows))
     if not rows:
-        return summary
+        return progress
     database.set_status([row.id for row in rows], keys.LABELING)
-    run_root = config.workflow.work_dir / "dft"
     start = time.perf_counter()
-    items = [(row.id, row.atoms) for row in rows]
+    items = [(row.id, row.atoms, config.dft, campaign.layout.dft_dir(row.id)) for row in rows]
     with TaskQueue(config.compute) as queue:
-        summary.slots = queue.n_slots
-        if on_progress is not None:
-            on_progress(summary)
-        for batch in queue.map_unordered(label_structure, items, dft=config.dft, run_root=run_root):
+        progress.slots = queue.n_slots
+        _notify(on_progress, progress)
+        for batch in queue.map_unordered(label_structure, items):
             updates = [_to_update(result) for result in batch]
             database.store_results(updates)
-            _count(summary, batch, updates)
-            summary.elapsed = time.perf_counter() - start
-            if on_progress is not None:
-                on_progress(summary)
-    summary.elapsed = time.perf_counter() - start
-    return summary
+            _count(progress, batch, updates)
+            progress.elapsed = time.perf_counter() - start
+            _notify(on_progress, progress)
+    progress.elapsed = time.perf_counter() - start
+    return progress
+
+
+def label_phase(campaign: Campaign, iteration: int) -> LabelSummary:
+    progress = label_selected(campaign)
+    return LabelSummary(
+        labeled=progress.labeled,
+        failed=progress.failed,
+        dft_wall_time=round(progress.dft_wall_time, 2),
+        failed_by_kind=dict(progress.failed_by_kind),
+    )
+
+
+def _notify(on_progress: ProgressCallback | None, progress: LabelingProgress) -> None:
+    if on_progress is not None:
+        on_progress(progress)
 
 
 def _to_update(result: LabelOutcome | TaskFailure) -> LabelUpdate:
     if isinstance(result, TaskFailure):
-        row_id = int(result.item[0])
         return LabelUpdate(
-            id=row_id,
+            id=int(result.item[0]),
             status=keys.FAILED,
-            extra_keys={keys.REASON: f"task failed: {result.error}"[:500], keys.DFT_ATTEMPTS: 0},
+            extra_keys={
+                keys.REASON: f"task failed: {result.error}"[:500],
+                keys.FAILURE_KIND: TASK_FAILED,
+                keys.DFT_ATTEMPTS: 0,
+            },
         )
     attempts: list[dict[str, Any]] = [asdict(attempt) for attempt in result.attempts]
     common = {keys.DFT_ATTEMPTS: len(attempts), keys.DFT_WALL_TIME: round(result.dft_wall_time, 3)}
@@ -109,25 +127,20 @@ def _to_update(result: LabelOutcome | TaskFailure) -> LabelUpdate:
             extra_keys=common,
             data=data,
         )
-    reason = (result.reason or "no label")[:500]
+    failure = {
+        keys.REASON: (result.reason or "no label")[:500],
+        keys.FAILURE_KIND: result.failure_kind or "unknown",
+    }
     return LabelUpdate(
-        id=result.row_id,
-        status=keys.FAILED,
-        extra_keys={**common, keys.REASON: reason},
-        data=data,
+        id=result.row_id, status=keys.FAILED, extra_keys={**common, **failure}, data=data
     )
 
 
-def _count(summary: LabelingSummary, batch: list[Any], updates: list[LabelUpdate]) -> None:
+def _count(progress: LabelingProgress, batch: list[Any], updates: list[LabelUpdate]) -> None:
     for result, update in zip(batch, updates, strict=True):
         if update.status == keys.LABELED:
-            summary.labeled += 1
+            progress.labeled += 1
         else:
-            summary.failed_by_reason[_reason_class(update.extra_keys.get(keys.REASON, ""))] += 1
+            progress.failed_by_kind[str(update.extra_keys[keys.FAILURE_KIND])] += 1
         if isinstance(result, LabelOutcome):
-            summary.dft_wall_time += result.dft_wall_time
-
-
-def _reason_class(reason: str) -> str:
-    """The error codes part of a failure reason, for counting failures by kind."""
-    return reason.split(" after ")[0].split(":")[0] or "unknown"
+            progress.dft_wall_time += result.dft_wall_time

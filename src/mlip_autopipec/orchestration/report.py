@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mlip_autopipec.config import MLIPConfig  # noqa: E402
+from mlip_autopipec.core.files import write_atomically  # noqa: E402
+from mlip_autopipec.orchestration.campaign import Campaign  # noqa: E402
 from mlip_autopipec.orchestration.inference import SUMMARY_FILE, load_summary  # noqa: E402
 from mlip_autopipec.orchestration.status import IterationRow, iteration_rows, stop_reason  # noqa: E402
 from mlip_autopipec.orchestration.training import finished_fits  # noqa: E402
@@ -32,9 +33,11 @@ def learning_curve(rows: list[IterationRow], path: Path) -> Path | None:
     return path
 
 
-def gamma_distributions(config: MLIPConfig, path: Path) -> Path | None:
+def gamma_distributions(campaign: Campaign, path: Path) -> Path | None:
+    config = campaign.config
     series = {}
-    for iteration_dir in sorted((config.workflow.work_dir / "md").glob("iter_*")):
+    layout = campaign.layout
+    for _, iteration_dir in layout.iteration_folders(layout.md_root):
         if (iteration_dir / SUMMARY_FILE).is_file():
             summary = load_summary(iteration_dir)
             series[summary.iteration] = [g for run in summary.runs for g in run.max_gamma_per_check]
@@ -81,19 +84,20 @@ def _table(rows: list[IterationRow]) -> str:
     return "\n".join(lines) + "</table>"
 
 
-def write_report(config: MLIPConfig) -> Path:
-    folder = config.workflow.work_dir / "report"
+def write_report(campaign: Campaign) -> Path:
+    config = campaign.config
+    folder = campaign.layout.report_dir
     folder.mkdir(parents=True, exist_ok=True)
-    rows = iteration_rows(config)
+    rows = iteration_rows(campaign)
     images = [
         learning_curve(rows, folder / "learning_curve.png"),
-        gamma_distributions(config, folder / "gamma_distributions.png"),
+        gamma_distributions(campaign, folder / "gamma_distributions.png"),
     ]
-    fits = finished_fits(config)
+    fits = finished_fits(campaign)
     if fits:
         images.extend(fits[-1][1].plots)
     figures = "\n".join(_image_tag(path) for path in images if path is not None)
-    reason = stop_reason(config) or "not finished"
+    reason = stop_reason(campaign) or "not finished"
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>MLIP-AutoPipe report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
@@ -105,6 +109,4 @@ figure{{display:inline-block;margin:1em}}</style></head><body>
 {figures}
 </body></html>
 """
-    target = folder / "index.html"
-    target.write_text(page)
-    return target
+    return write_atomically(folder / "index.html", page)

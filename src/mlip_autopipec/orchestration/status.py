@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
-from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.summaries import InferSummary
 from mlip_autopipec.orchestration.training import finished_fits
 from mlip_autopipec.orchestration.workflow import WorkflowState, phases_of
 
 
-def status_rows(config: MLIPConfig) -> list[tuple[int, dict[str, int]]]:
+def status_rows(campaign: Campaign) -> list[tuple[int, dict[str, int]]]:
     """(iteration, {status: count}) sorted by iteration."""
     per_iteration: dict[int, dict[str, int]] = defaultdict(dict)
-    for (iteration, status), count in open_database(config).status_counts().items():
+    for (iteration, status), count in campaign.database.status_counts().items():
         per_iteration[iteration][status] = count
     return sorted(per_iteration.items())
 
@@ -31,15 +30,16 @@ class IterationRow:
     test_rmse_forces: float | None = None
     test_rmse_energy: float | None = None
     extrapolative_share: dict[str, float] = field(default_factory=dict)
+    md_engine: str | None = None
     wall_times: dict[str, float] = field(default_factory=dict)
 
 
-def iteration_rows(config: MLIPConfig) -> list[IterationRow]:
+def iteration_rows(campaign: Campaign) -> list[IterationRow]:
     """One row per iteration: DFT counts, fit errors, MD extrapolation, wall time per phase."""
-    counts = dict(status_rows(config))
-    fits = dict(finished_fits(config))
-    state = WorkflowState(config.workflow.work_dir)
-    iterations = sorted(set(counts) | set(fits) | {int(k) for k in state.data["iterations"]})
+    counts = dict(status_rows(campaign))
+    fits = dict(finished_fits(campaign))
+    state = WorkflowState(campaign.layout.state_file)
+    iterations = sorted(set(counts) | set(fits) | set(state.iterations()))
     rows = []
     total = 0
     for iteration in (i for i in iterations if i >= 0):
@@ -54,21 +54,23 @@ def iteration_rows(config: MLIPConfig) -> list[IterationRow]:
             if metrics.test is not None:
                 row.test_rmse_forces = metrics.test.rmse_forces
                 row.test_rmse_energy = metrics.test.rmse_energy
-        for name in phases_of(iteration):
-            phase: dict[str, Any] | None = state.phase(iteration, name)
-            if phase is not None:
-                row.wall_times[name] = phase["wall_time"]
-                if name == "infer":
-                    shares = phase.get("extrapolative_share", {})
-                    row.extrapolative_share = dict(sorted(shares.items(), key=_as_number))
+        _add_phases(row, state)
         rows.append(row)
     return rows
 
 
-def _as_number(item: tuple[str, float]) -> float:
-    return float(item[0])
+def _add_phases(row: IterationRow, state: WorkflowState) -> None:
+    for name in phases_of(row.iteration):
+        wall_time = state.wall_time(row.iteration, name)
+        if wall_time is not None:
+            row.wall_times[name] = wall_time
+    infer = state.summary(row.iteration, "infer")
+    if isinstance(infer, InferSummary):
+        row.extrapolative_share = dict(
+            sorted(infer.extrapolative_share.items(), key=lambda item: float(item[0]))
+        )
+        row.md_engine = infer.engine
 
 
-def stop_reason(config: MLIPConfig) -> str | None:
-    reason: str | None = WorkflowState(config.workflow.work_dir).data.get("stop_reason")
-    return reason
+def stop_reason(campaign: Campaign) -> str | None:
+    return WorkflowState(campaign.layout.state_file).stop_reason

@@ -11,13 +11,14 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config import SurrogateConfig
+from mlip_autopipec.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 BatchCallback = Callable[[int, int], None]
 
 
-class SurrogateError(RuntimeError):
+class SurrogateError(UserError, RuntimeError):
     """The surrogate model cannot be loaded or run; the message says what to change."""
 
 

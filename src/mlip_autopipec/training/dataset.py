@@ -12,13 +12,16 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import ase.io
 import numpy as np
 import pandas as pd
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+
+from mlip_autopipec.core.label import Label, LabelError
+from mlip_autopipec.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ TEST: Split = "test"
 _SPLIT_SALT = b"mlip-autopipec/split/v1:"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """Labeled data are unfit for training; the message names the structure and the problem."""
 
 
@@ -43,26 +46,24 @@ class LabeledStructure:
     split: Split = TRAIN
 
     @property
+    def label(self) -> Label:
+        """The DFT label the structure carries, checked (DatasetError naming it otherwise)."""
+        try:
+            return Label.from_atoms(self.atoms, f"structure {self.row_id}")
+        except LabelError as error:
+            raise DatasetError(str(error)) from None
+
+    @property
     def energy(self) -> float:
-        energy: Any = _results(self)["energy"]
-        return float(energy)
+        return self.label.energy
 
     @property
     def forces(self) -> np.ndarray:
-        return np.asarray(_results(self)["forces"], dtype=float)
+        return self.label.forces
 
     @property
     def stress(self) -> np.ndarray | None:
-        stress = _results(self).get("stress")
-        return None if stress is None else np.asarray(stress, dtype=float)
-
-
-def _results(structure: LabeledStructure) -> dict[str, Any]:
-    calc = structure.atoms.calc
-    results = getattr(calc, "results", None)
-    if not results or "energy" not in results or "forces" not in results:
-        raise DatasetError(f"structure {structure.row_id}: no DFT energy and forces")
-    return dict(results)
+        return self.label.stress
 
 
 def assign_split(key: str, test_fraction: float) -> Split:
@@ -127,12 +128,8 @@ class DatasetBuilder:
         return pd.DataFrame(rows, columns=columns)
 
     def _row(self, structure: LabeledStructure) -> dict[str, object]:
-        energy, forces = structure.energy, structure.forces
-        atoms = structure.atoms
-        if forces.shape != (len(atoms), 3):
-            raise DatasetError(f"structure {structure.row_id}: forces have shape {forces.shape}")
-        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
-            raise DatasetError(f"structure {structure.row_id}: energy or forces are not finite")
+        label, atoms = structure.label, structure.atoms
+        energy, forces = label.energy, label.forces
         plain = Atoms(
             numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
         )
@@ -179,3 +176,19 @@ class DatasetBuilder:
             }
         )
         return frame
+
+
+def choose_reference_energies(
+    configured: Mapping[str, float] | None,
+    previous: Mapping[str, float] | None,
+    structures: Sequence[LabeledStructure],
+    elements: Sequence[str],
+) -> dict[str, float]:
+    """Configured isolated-atom energies; else the ones the previous fit used (so energies stay
+    comparable and up-fitting starts close); else a least-squares fit on the training set."""
+    if configured is not None:
+        return dict(configured)
+    present = {symbol for s in structures for symbol in s.atoms.get_chemical_symbols()}
+    if previous is not None and present <= set(previous):
+        return dict(previous)
+    return fit_reference_energies([s for s in structures if s.split == TRAIN], elements)

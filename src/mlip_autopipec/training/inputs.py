@@ -21,12 +21,13 @@ import yaml
 
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.core.quiet_imports import pyace_logging_untouched
+from mlip_autopipec.errors import UserError
 
 StartMode = Literal["scratch", "continue", "extend"]
 DISPLAY_STEP = 50
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """pacemaker would reject the input; the message names the section of input.yaml."""
 
 

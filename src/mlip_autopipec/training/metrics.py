@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlip_autopipec.errors import UserError
+
 TRAIN_PREDICTIONS = "train_pred.pckl.gzip"
 TEST_PREDICTIONS = "test_pred.pckl.gzip"
 LOSS_HISTORY = "metrics.txt"
 
 
-class MetricsError(ValueError):
+class MetricsError(UserError, ValueError):
     """pacemaker's outputs are missing or do not hold what we need."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executable, run_process
+from mlip_autopipec.errors import UserError
 from mlip_autopipec.training.dataset import TEST, TRAIN, DatasetBuilder, LabeledStructure
 from mlip_autopipec.training.inputs import (
     DataFiles,
@@ -69,7 +70,7 @@ DISCARDED_FIT = "discarded_fit"
 QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """A fit did not produce a usable potential; the message names the log to read."""
 
 

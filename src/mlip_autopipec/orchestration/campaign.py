@@ -1,0 +1,158 @@
+"""One Campaign per command: the config, the database and the work-dir layout, built once.
+
+`CampaignLayout` owns every path under `work_dir`; nothing else in the package joins path
+segments onto the work dir. `open_campaign` is what a command that changes the campaign
+uses: it creates the work dir (with a clear error when it cannot), takes the locks, logs to
+the campaign's log file and opens the database. `existing_campaign` is for read-only commands:
+it never creates a work dir or a database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlip_autopipec.config import MLIPConfig
+from mlip_autopipec.core.database import DatabaseManager, check_existing_database
+from mlip_autopipec.errors import UserError
+from mlip_autopipec.orchestration.lock import campaign_lock
+
+_ITERATION_FOLDER = re.compile(r"^iter_(\d+)$")
+
+
+class CampaignError(UserError):
+    """The work dir or database cannot be used (missing, a file, read-only, not ours)."""
+
+
+@dataclass(frozen=True)
+class CampaignLayout:
+    """Every path of a campaign, relative to its work dir."""
+
+    work_dir: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.work_dir / "workflow.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.work_dir / ".lock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.work_dir / "mlip-autopipe.log"
+
+    @property
+    def dft_root(self) -> Path:
+        return self.work_dir / "dft"
+
+    def dft_dir(self, row_id: int) -> Path:
+        """Where the pw.x attempts of one structure go (attempt_K inside)."""
+        return self.dft_root / f"{row_id:06d}"
+
+    @property
+    def md_root(self) -> Path:
+        return self.work_dir / "md"
+
+    def md_dir(self, iteration: int) -> Path:
+        return self.md_root / f"iter_{iteration:03d}"
+
+    def md_runs_dir(self, iteration: int) -> Path:
+        return self.md_dir(iteration) / "runs"
+
+    @property
+    def potentials_root(self) -> Path:
+        return self.work_dir / "potentials"
+
+    def potential_dir(self, iteration: int) -> Path:
+        return self.potentials_root / f"iter_{iteration:03d}"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.work_dir / "report"
+
+    def iteration_folders(self, root: Path) -> list[tuple[int, Path]]:
+        """(iteration, folder) of every `iter_NNN` folder under `root`, by iteration."""
+        found = []
+        for folder in root.glob("iter_*") if root.is_dir() else []:
+            match = _ITERATION_FOLDER.match(folder.name)
+            if match and folder.is_dir():
+                found.append((int(match.group(1)), folder))
+        return sorted(found)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What every phase is handed: the config, the open database and the layout."""
+
+    config: MLIPConfig
+    database: DatabaseManager
+    layout: CampaignLayout
+
+    @classmethod
+    def open(cls, config: MLIPConfig) -> Campaign:
+        """Open (creating when needed) the campaign's database; takes no lock."""
+        layout = CampaignLayout(config.workflow.work_dir)
+        _make_folder(layout.work_dir, "work_dir")
+        _make_folder(config.workflow.database_path.parent, "the database's folder")
+        return cls(config, _database(config), layout)
+
+
+def _database(config: MLIPConfig) -> DatabaseManager:
+    return DatabaseManager(
+        config.workflow.database_path,
+        min_distance=config.system.min_distance,
+        allowed_elements=config.system.elements,
+    )
+
+
+def _make_folder(folder: Path, what: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise CampaignError(f"{what} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CampaignError(f"cannot create {what} {folder}: {error.strerror}") from None
+
+
+@contextmanager
+def open_campaign(config: MLIPConfig) -> Iterator[Campaign]:
+    """The campaign of a command that changes it: locked, logging to its log file."""
+    layout = CampaignLayout(config.workflow.work_dir)
+    _make_folder(layout.work_dir, "work_dir")
+    _make_folder(config.workflow.database_path.parent, "the database's folder")
+    with campaign_lock(layout.lock_file, config.workflow.database_path):
+        handler = _log_to(layout.log_file)
+        try:
+            yield Campaign(config, _database(config), layout)
+        finally:
+            logging.getLogger("mlip_autopipec").removeHandler(handler)
+            handler.close()
+
+
+def existing_campaign(config: MLIPConfig) -> Campaign:
+    """The campaign of a read-only command; refuses to create or touch anything that is missing
+    or that is not a campaign's database."""
+    database = config.workflow.database_path
+    if not database.is_file():
+        raise CampaignError(
+            f"no campaign here: database {database} does not exist (run `mlip-autopipe run`)"
+        )
+    check_existing_database(database)
+    return Campaign(config, _database(config), CampaignLayout(config.workflow.work_dir))
+
+
+def _log_to(path: Path) -> logging.Handler:
+    try:
+        handler = logging.FileHandler(path)
+    except OSError as error:
+        raise CampaignError(f"cannot write the log file {path}: {error.strerror}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("mlip_autopipec")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler

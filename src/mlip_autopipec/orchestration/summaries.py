@@ -1,0 +1,140 @@
+"""What each phase returns: a frozen summary that writes itself to workflow.json, reads itself
+back, and knows whether the loop should stop after it (jobflow's `Response(stop_jobflow=...)`).
+
+The JSON keys are the ones `workflow.json` has always held, so a campaign started by an
+earlier version resumes and reports as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol, Self
+
+
+class PhaseSummary(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+    def stop_reason(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """JSON round trip for flat dataclasses; unknown keys (e.g. wall_time) are ignored."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def stop_reason(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ExploreSummary(_Summary):
+    generated: int = 0
+    filtered: int = 0
+    prescreened_out: int = 0
+    selected: int = 0
+
+
+@dataclass(frozen=True)
+class LabelSummary(_Summary):
+    labeled: int = 0
+    failed: int = 0
+    dft_wall_time: float = 0.0
+    failed_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSummary(_Summary):
+    potential: str = ""
+    train_rmse_energy: float | None = None
+    train_rmse_forces: float | None = None
+    n_train: int = 0
+    test_rmse_energy: float | None = None
+    test_rmse_forces: float | None = None
+    n_test: int | None = None
+
+
+@dataclass(frozen=True)
+class InferSummary(_Summary):
+    """MD of one iteration, with what convergence is judged against (so it reads back alone)."""
+
+    iteration: int = 0
+    runs: int = 0
+    halted: int = 0
+    errors: int = 0
+    extrapolative_share: dict[str, float] = field(default_factory=dict)
+    engine: str | None = None
+    fit_test_rmse_forces: float | None = None  # meV/Å, of the potential the MD ran with
+    max_extrapolative_fraction: float | None = None
+    target_force_rmse: float | None = None  # eV/Å
+
+    def stop_reason(self) -> str | None:
+        if not self._converged():
+            return None
+        return (
+            f"converged at iteration {self.iteration}: extrapolative share below "
+            f"{self.max_extrapolative_fraction} at every temperature and "
+            f"test force RMSE below {self.target_force_rmse} eV/Å"
+        )
+
+    def _converged(self) -> bool:
+        limit, target = self.max_extrapolative_fraction, self.target_force_rmse
+        if limit is None or target is None or self.fit_test_rmse_forces is None:
+            return False
+        shares = self.extrapolative_share.values()
+        if not shares or self.halted or any(share >= limit for share in shares):
+            return False
+        return self.fit_test_rmse_forces / 1000 < target
+
+
+@dataclass(frozen=True)
+class ExtractSummary(_Summary):
+    iteration: int = 0
+    candidates: int = 0
+
+    def stop_reason(self) -> str | None:
+        if self.candidates:
+            return None
+        return (
+            f"iteration {self.iteration} produced no new candidates: MD found no environment "
+            "the potential does not know (raise temperatures or steps to explore further)"
+        )
+
+
+@dataclass(frozen=True)
+class SelectSummary(_Summary):
+    iteration: int = 0
+    prescreened_out: int = 0
+    selected: int = 0
+
+    def stop_reason(self) -> str | None:
+        if self.selected:
+            return None
+        return (
+            f"iteration {self.iteration}: no extracted environment survived the filters and "
+            "pre-screening, so there is nothing new to label"
+        )
+
+
+SUMMARY_TYPES: dict[str, type[_Summary]] = {
+    "explore": ExploreSummary,
+    "label": LabelSummary,
+    "train": TrainSummary,
+    "infer": InferSummary,
+    "extract": ExtractSummary,
+    "select": SelectSummary,
+}
+
+
+def read_summary(name: str, iteration: int, data: dict[str, Any]) -> _Summary:
+    """A summary as stored in workflow.json; the iteration comes from where it was stored."""
+    summary_type = SUMMARY_TYPES[name]
+    if "iteration" in {f.name for f in fields(summary_type)}:
+        data = {**data, "iteration": iteration}
+    return summary_type.from_json(data)
