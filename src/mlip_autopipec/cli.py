@@ -16,7 +16,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from mlip_autopipec import cli_tables
-from mlip_autopipec.config import ConfigError, MLIPConfig, load_config
+from mlip_autopipec.config import ConfigError, load_config
 from mlip_autopipec.core import keys
 from mlip_autopipec.errors import UserError
 
@@ -126,24 +126,18 @@ def add(
 ) -> None:
     """Import structures as candidates (or --selected, or --labeled with their DFT data)."""
     from mlip_autopipec.orchestration.campaign import open_campaign
+    from mlip_autopipec.orchestration.importing import import_files
 
     if selected and labeled:
         print_error("choose at most one of --selected and --labeled")
         raise typer.Exit(2)
-    config = load_config(config_path)
     status_name = keys.LABELED if labeled else keys.SELECTED if selected else keys.CANDIDATE
-    with open_campaign(config):
-        added, skipped = _import(config, files, status_name, iteration)
+    with open_campaign(load_config(config_path)) as campaign:
+        try:
+            added, skipped = import_files(campaign, files, status_name, iteration)
+        except UserError as error:
+            raise UsageError(f"nothing imported: {error}") from None
     console.print(Text(f"added {added} structure(s) as {status_name!r}; {skipped} already present"))
-
-
-def _import(config: MLIPConfig, files: list[Path], status: str, iteration: int) -> tuple[int, int]:
-    from mlip_autopipec.orchestration.importing import import_files
-
-    try:
-        return import_files(config, files, status, iteration)
-    except UserError as error:
-        raise UsageError(f"nothing imported: {error}") from None
 
 
 @app.command()
@@ -159,10 +153,9 @@ def export(
     if fmt != "extxyz":
         print_error(f"unsupported format {fmt!r}; supported: extxyz")
         raise typer.Exit(2)
-    config = load_config(config_path)
-    existing_campaign(config)
+    campaign = existing_campaign(load_config(config_path))
     try:
-        count = export_labeled(config, out)
+        count = export_labeled(campaign, out)
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror}") from None
     console.print(Text(f"wrote {count} labeled structure(s) to {out}"))

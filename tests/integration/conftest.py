@@ -62,6 +62,6 @@ def trained_campaign(tmp_path_factory: pytest.TempPathFactory) -> TrainedCampaig
     pytest.importorskip("tensorpotential")
     root = tmp_path_factory.mktemp("trained_campaign")
     config = training_config(root)
-    import_files(config, [SI_DATA], keys.LABELED, 0)
+    import_files(Campaign.open(config), [SI_DATA], keys.LABELED, 0)
     result = train_iteration(Campaign.open(config))
     return TrainedCampaign(root=root, config=config, result=result)

@@ -18,6 +18,7 @@ from mlip_autopipec.config import MLIPConfig, config_from_dict
 from mlip_autopipec.core import keys
 from mlip_autopipec.dft.inputs import SCFParameters, write_pw_input
 from mlip_autopipec.errors import UserError
+from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.importing import (
     StructureImportError,
@@ -57,7 +58,7 @@ def test_import_keeps_only_positions_numbers_cell_pbc_and_label(
 ) -> None:
     path = tmp_path / "decorated.traj"  # .traj keeps constraints, masses and calc results
     ase.io.write(path, decorated_silicon(labeled=status == keys.LABELED))
-    assert import_files(config, [path], status, 0) == (1, 0)
+    assert import_files(Campaign.open(config), [path], status, 0) == (1, 0)
     (record,) = open_database(config).select()
     stored = record.atoms
     assert set(stored.arrays) == {"numbers", "positions"}
@@ -90,7 +91,7 @@ def test_nan_or_non_positive_masses_are_refused(
     path = tmp_path / "masses.extxyz"
     ase.io.write(path, atoms)
     with pytest.raises(StructureImportError) as caught:
-        import_files(config, [path], keys.SELECTED, 0)
+        import_files(Campaign.open(config), [path], keys.SELECTED, 0)
     assert str(caught.value) == f"{path}[0]: {message}"
     assert isinstance(caught.value, UserError)
 
@@ -118,7 +119,7 @@ def test_structures_pw_x_cannot_run_are_refused(
     path = tmp_path / "nocell.extxyz"
     ase.io.write(path, atoms)
     with pytest.raises(StructureImportError, match=f"nocell.extxyz.0.: {message}"):
-        import_files(config, [path], status, 0)
+        import_files(Campaign.open(config), [path], status, 0)
     assert open_database(config).count() == 0
 
 
@@ -129,14 +130,14 @@ def test_more_atoms_than_max_atoms_is_refused_before_dft(
     path = tmp_path / "big.extxyz"
     ase.io.write(path, big)
     with pytest.raises(StructureImportError) as caught:
-        import_files(config, [path], keys.SELECTED, 0)
+        import_files(Campaign.open(config), [path], keys.SELECTED, 0)
     assert str(caught.value) == (
         f"{path}[0]: 16 atoms, more than 8 (exploration.generation.filters.max_atoms)"
     )
     # Labeled data never goes to pw.x: its size is not limited by the DFT filter.
     big.calc = SinglePointCalculator(big, energy=-1700.0, forces=np.zeros((16, 3)))
     ase.io.write(path, big)
-    assert import_files(config, [path], keys.LABELED, 0) == (1, 0)
+    assert import_files(Campaign.open(config), [path], keys.LABELED, 0) == (1, 0)
 
 
 HOSTILE_NAME = "evil\" name=1 'x'\\ä€\t[/].extxyz"
@@ -157,13 +158,13 @@ def test_export_reads_back_after_importing_a_file_with_a_hostile_name(
         frames.append(atoms)
     source = tmp_path / (HOSTILE_NAME.replace("[/]", "[_]") + "\nsecond line.extxyz")
     ase.io.write(source, frames, format="extxyz")
-    assert import_files(config, [source], keys.LABELED, 3) == (2, 0)
+    assert import_files(Campaign.open(config), [source], keys.LABELED, 3) == (2, 0)
     # An origin stored by an older version, unsanitised, must not break the export either.
     legacy = bulk("Si", "diamond", a=5.5)
     legacy.calc = SinglePointCalculator(legacy, energy=-214.0, forces=np.zeros((2, 3)))
     open_database(config).add_structures([legacy], keys.LABELED, 0, 'import:a"b\nc=d')
     out = tmp_path / "out.extxyz"
-    assert export_labeled(config, out) == 3
+    assert export_labeled(Campaign.open(config), out) == 3
     back = ase.io.read(out, index=":")
     assert sorted(a.get_potential_energy() for a in back) == [-216.0, -215.0, -214.0]
     origins = {a.info["origin"] for a in back}
@@ -188,6 +189,6 @@ def test_unreadable_file_message_is_one_line(tmp_path: Path, config: MLIPConfig)
     path = tmp_path / "bad\nname.xyz"
     path.write_text("not\nan xyz file\n")
     with pytest.raises(StructureImportError) as caught:
-        import_files(config, [path], keys.CANDIDATE, 0)
+        import_files(Campaign.open(config), [path], keys.CANDIDATE, 0)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{tmp_path}/bad\\nname.xyz: ASE cannot read")

@@ -56,7 +56,7 @@ training:
   test_fraction: 0.15
 
 inference:
-  engine: ase                 # pyace + ASE MD; lammps needs a LAMMPS built with ML-PACE
+  engine: auto                # LAMMPS with ML-PACE if found (lammps_command, PATH), else ASE
   temperatures: [300, 900, 1500]
   steps: 300
   timestep: 1.0               # fs

@@ -95,11 +95,8 @@ class Campaign:
 
     @classmethod
     def open(cls, config: MLIPConfig) -> Campaign:
-        """Open (creating when needed) the campaign's database; takes no lock."""
-        layout = CampaignLayout(config.workflow.work_dir)
-        _make_folder(layout.work_dir, "work_dir")
-        _make_folder(config.workflow.database_path.parent, "the database's folder")
-        return cls(config, _database(config), layout)
+        """Open (creating when needed) the campaign's folders and database; takes no lock."""
+        return cls(config, _database(config), _make_folders(config))
 
 
 def _database(config: MLIPConfig) -> DatabaseManager:
@@ -108,6 +105,13 @@ def _database(config: MLIPConfig) -> DatabaseManager:
         min_distance=config.system.min_distance,
         allowed_elements=config.system.elements,
     )
+
+
+def _make_folders(config: MLIPConfig) -> CampaignLayout:
+    layout = CampaignLayout(config.workflow.work_dir)
+    _make_folder(layout.work_dir, "work_dir")
+    _make_folder(config.workflow.database_path.parent, "the database's folder")
+    return layout
 
 
 def _make_folder(folder: Path, what: str) -> None:
@@ -122,9 +126,7 @@ def _make_folder(folder: Path, what: str) -> None:
 @contextmanager
 def open_campaign(config: MLIPConfig) -> Iterator[Campaign]:
     """The campaign of a command that changes it: locked, logging to its log file."""
-    layout = CampaignLayout(config.workflow.work_dir)
-    _make_folder(layout.work_dir, "work_dir")
-    _make_folder(config.workflow.database_path.parent, "the database's folder")
+    layout = _make_folders(config)
     with campaign_lock(layout.lock_file, config.workflow.database_path):
         handler = _log_to(layout.log_file)
         try:

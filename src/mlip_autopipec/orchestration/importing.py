@@ -16,12 +16,11 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
-from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.generation.filters import check_max_atoms
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.campaign import Campaign
 
 # extxyz comment lines are `key=value` pairs: keep origins to characters that need no quoting.
 _UNSAFE_ORIGIN = re.compile(r"[^A-Za-z0-9_.:+@-]")
@@ -103,11 +102,11 @@ def campaign_structure(atoms: Atoms, where: str, labeled: bool) -> Atoms:
 
 
 def import_files(
-    config: MLIPConfig, files: Sequence[Path], status: str, iteration: int
+    campaign: Campaign, files: Sequence[Path], status: str, iteration: int
 ) -> tuple[int, int]:
     """Read and check every file first, then insert everything in one transaction."""
     labeled = status == keys.LABELED
-    max_atoms = None if labeled else config.exploration.generation.filters.max_atoms
+    max_atoms = None if labeled else campaign.config.exploration.generation.filters.max_atoms
     structures: list[Atoms] = []
     origins: list[str] = []
     for path in files:
@@ -118,13 +117,13 @@ def import_files(
             check_runnable(clean, where, max_atoms)
             structures.append(clean)
             origins.append(origin)
-    database = open_database(config)
+    database = campaign.database
     ids = database.add_structures(structures, status, iteration, origins)
     return len(ids), len(structures) - len(ids)
 
 
-def export_labeled(config: MLIPConfig, out: Path) -> int:
-    records = open_database(config).select(**{keys.STATUS: keys.LABELED})
+def export_labeled(campaign: Campaign, out: Path) -> int:
+    records = campaign.database.select(**{keys.STATUS: keys.LABELED})
     frames = []
     for record in records:
         atoms = record.atoms
