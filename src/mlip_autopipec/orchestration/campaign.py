@@ -96,7 +96,8 @@ class Campaign:
     @classmethod
     def open(cls, config: MLIPConfig) -> Campaign:
         """Open (creating when needed) the campaign's folders and database; takes no lock."""
-        return cls(config, _database(config), _make_folders(config))
+        layout = _make_folders(config)
+        return cls(config, _database(config), layout)
 
 
 def _database(config: MLIPConfig) -> DatabaseManager:
