@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -75,20 +72,3 @@ def test_registry_knows_both_surrogates_and_refuses_others() -> None:
     assert surrogate_class("mace").__name__ == "MaceWrapper"
     with pytest.raises(SurrogateError, match="unknown surrogate 'sevenn'"):
         surrogate_class("sevenn")
-
-
-def test_stage_packages_import_no_heavy_package_no_database_and_no_dask() -> None:
-    """The dependency rule of DESIGN.md, checked in a fresh interpreter."""
-    code = (
-        "import sys\n"
-        "import mlip_autopipec.generation, mlip_autopipec.surrogate\n"
-        "from mlip_autopipec.surrogate.registry import surrogate_class\n"
-        "surrogate_class('chgnet'); surrogate_class('mace')\n"
-        "bad = ('torch', 'chgnet', 'mace', 'dask', 'mlip_autopipec.core.database',\n"
-        "       'mlip_autopipec.orchestration')\n"
-        "print(sorted(name for name in bad if name in sys.modules))\n"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert output.strip() == "[]"
