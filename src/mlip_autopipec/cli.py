@@ -95,6 +95,8 @@ def validate(config_path: ConfigArg) -> None:
     console.print(
         Text("valid", style="green") + Text(f": {elements}; work_dir {config.workflow.work_dir}")
     )
+    for note in config.compute.notes:
+        console.print(Text(f"note: {one_line(note)}", style="yellow"))
 
 
 @app.command()

@@ -20,6 +20,7 @@ from mlip_autopipec.orchestration.training import train_iteration
 from mlip_autopipec.training.pacemaker import TrainingResult
 from tests.conftest import DATA_DIR, MINIMAL_CONFIG, write_config
 from tests.integration.lammps_fixtures import lammps_profile  # noqa: F401 - a fixture
+from tests.integration.slurm_fixtures import local_slurm  # noqa: F401 - a fixture
 
 SI_DATA = DATA_DIR / "si_labeled.extxyz"
 SMALL_FIT = {

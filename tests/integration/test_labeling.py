@@ -61,7 +61,7 @@ def select(config: MLIPConfig, structures: list[Atoms]) -> list[int]:
 
 
 def attempt_dirs(config: MLIPConfig) -> list[Path]:
-    return sorted((config.workflow.work_dir / "dft").glob("*/attempt_*"))
+    return sorted((config.workflow.work_dir / "dft").glob("*/sub_*/attempt_*"))
 
 
 def test_real_pw_labels_si2_and_si8_once(tmp_path: Path, config_dict: dict[str, Any]) -> None:
@@ -115,7 +115,7 @@ def test_recovery_ladder_turns_a_failure_into_a_label(
     assert attempts[0]["correction"] == "mixing_beta 0.7 -> 0.35, electron_maxstep 1 -> 50"
     assert attempts[-1]["errors"] == [] and attempts[-1]["parameters"]["mixing_beta"] == 0.35
     assert attempts[1]["restart_from"] == "attempt_0 charge_density"
-    assert not list((config.workflow.work_dir / "dft").glob("*/attempt_*/tmp"))
+    assert not list((config.workflow.work_dir / "dft").glob("*/sub_*/attempt_*/tmp"))
 
 
 def test_restart_from_the_failed_attempts_density_saves_scf_iterations(
@@ -204,7 +204,7 @@ def test_hang_is_killed_with_its_children_and_the_batch_goes_on(
     assert hang[keys.REASON] == "timeout_killed after 1 attempt(s): killed after 3 s"
     assert garbage[keys.FAILURE_KIND] == "interrupted"
     assert summary.failed == 2
-    hang_dir = config.workflow.work_dir / "dft" / f"{ids[0]:06d}" / "attempt_0"
+    hang_dir = config.workflow.work_dir / "dft" / f"{ids[0]:06d}" / "sub_0" / "attempt_0"
     child_pid = int((hang_dir / "child.pid").read_text())
     assert not Path(f"/proc/{child_pid}").exists() or _is_zombie(child_pid)
 
@@ -243,5 +243,5 @@ def test_sigkill_during_a_batch_loses_nothing_and_repeats_nothing(
     for row_id, record in before.items():  # finished labels untouched, not recomputed
         assert after[row_id].atoms.get_potential_energy() == record.atoms.get_potential_energy()
         assert after[row_id].data == record.data
-    for row_id in ids:
-        assert len(list((config.workflow.work_dir / "dft" / f"{row_id:06d}").iterdir())) == 1
+    for row_id in before:  # finished before the kill: one submission, never run again
+        assert len(list((config.workflow.work_dir / "dft" / f"{row_id:06d}").glob("sub_*"))) == 1

@@ -6,10 +6,11 @@ run-time sections and the root `MLIPConfig`, and re-exports every section.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mlip_autopipec.config.dft import DFTConfig
 from mlip_autopipec.config.exploration import (
@@ -131,13 +132,114 @@ class WorkflowConfig(Section):
         return value
 
 
+# Batch-script values are written into #SBATCH/#PBS lines: one line each, no newline.
+_ONE_LINE = re.compile(r"^[^\n\r\x00]+$")
+_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kKMGTP]i?B|[kKMGTP]|B)?$")
+_WALLTIME = re.compile(r"^(\d+-)?\d+(:\d{2}){0,2}$")
+# What the typed fields set; `options` may not set it a second time.
+_TYPED_OPTIONS = {
+    "cores": "cores",
+    "memory": "memory",
+    "walltime": "walltime",
+    "queue": "queue",
+    "account": "account",
+    "project": "account",
+    "job_extra_directives": "job_extra_directives",
+    "job_script_prologue": "job_script_prologue",
+    "death_timeout": "death_timeout",
+    "processes": "tasks_per_job",
+    "job_name": "(set by the campaign)",
+}
+OPTIONS_NOTE = (
+    "compute.jobqueue.options go to dask-jobqueue unchecked; strings among them (e.g. "
+    "job_extra_directives, job_script_prologue) become lines of the batch script"
+)
+
+
+def _one_line(value: str) -> str:
+    if not _ONE_LINE.match(value):
+        raise ValueError("must be one non-empty line (it becomes a line of the batch script)")
+    return value
+
+
+def _token(value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError("must be a plain name (letters, digits, '_', '.', '+', '-')")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+Token = Annotated[str, AfterValidator(_token)]
+
+
 class JobqueueConfig(Section):
+    """Dask workers as batch jobs (dask-jobqueue): one worker per job."""
+
     kind: Literal["slurm", "pbs", "sge", "lsf"] = "slurm"
-    jobs: PositiveInt = 1
+    jobs: PositiveInt = Field(1, description="Batch jobs kept running while tasks remain.")
+    cores: PositiveInt = Field(1, description="CPUs each job asks for.")
+    tasks_per_job: PositiveInt | None = Field(
+        None,
+        description="Structures one job labels at once (default: cores); give each pw.x "
+        "cores / tasks_per_job ranks through dft.launcher.",
+    )
+    memory: str = Field("2GB", description="Memory per job, e.g. 4GB or 500MiB.")
+    walltime: str | None = Field(None, description="Per job: MM, HH:MM:SS or D-HH:MM:SS.")
+    queue: Token | None = Field(None, description="Queue / partition (#SBATCH -p).")
+    account: Token | None = Field(None, description="Account / project to charge.")
+    job_extra_directives: list[OneLine] = Field(
+        default_factory=list, description="Extra scheduler directives, e.g. '--qos=debug'."
+    )
+    job_script_prologue: list[OneLine] = Field(
+        default_factory=list, description="Shell lines run before the worker (module load ...)."
+    )
+    death_timeout: PositiveFloat = Field(
+        120.0,
+        description="s a worker waits for a lost orchestrator before its job ends by itself.",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Passed to the dask-jobqueue cluster (cores, memory, queue, walltime, ...).",
+        description="Other dask-jobqueue cluster arguments (interface, log_directory, ...), "
+        "passed unchecked: strings in them become batch-script lines.",
     )
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not _MEMORY.match(value.strip()):
+            raise ValueError(f"{value!r} is not a memory size such as 4GB or 500MiB")
+        return value.strip()
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, value: str | None) -> str | None:
+        if value is not None and not _WALLTIME.match(value):
+            raise ValueError(f"{value!r} is not a walltime such as 30, 01:00:00 or 1-12:00:00")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options_not_typed(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key in _TYPED_OPTIONS:
+                raise ValueError(f"{key!r}: use jobqueue.{_TYPED_OPTIONS[key]} instead of options")
+        return value
+
+    @model_validator(mode="after")
+    def _tasks_fit(self) -> JobqueueConfig:
+        if self.tasks_per_job is not None and self.tasks_per_job > self.cores:
+            raise ValueError("tasks_per_job cannot exceed cores")
+        return self
+
+    @property
+    def worker_threads(self) -> int:
+        return self.tasks_per_job or self.cores
+
+    @property
+    def notes(self) -> list[str]:
+        """What `validate` should point out without refusing the config."""
+        return [OPTIONS_NOTE] if self.options else []
 
 
 class ComputeConfig(Section):
@@ -154,6 +256,11 @@ class ComputeConfig(Section):
         if self.scheduler_address and self.jobqueue:
             raise ValueError("give either scheduler_address or jobqueue, not both")
         return self
+
+    @property
+    def notes(self) -> list[str]:
+        """Warnings for `validate`: settings that are accepted but deserve a look."""
+        return self.jobqueue.notes if self.jobqueue is not None else []
 
 
 class MLIPConfig(Section):

@@ -51,8 +51,34 @@ class CampaignLayout:
         return self.work_dir / "dft"
 
     def dft_dir(self, row_id: int) -> Path:
-        """Where the pw.x attempts of one structure go (attempt_K inside)."""
+        """Everything pw.x ran for one structure: one `sub_N` folder per submission."""
         return self.dft_root / f"{row_id:06d}"
+
+    def submission_dir(self, row_id: int, number: int) -> Path:
+        """Where submission `number` of a structure runs its attempts (attempt_K inside)."""
+        return self.dft_dir(row_id) / f"sub_{number}"
+
+    def claim_submission_dir(self, row_id: int) -> Path:
+        """Create and return the next free `sub_N` of a structure. Run where the task runs:
+        mkdir is atomic, so a requeued copy never shares a folder with one still running."""
+        parent = self.dft_dir(row_id)
+        if parent.is_symlink():
+            raise OSError(f"{parent} is a symbolic link; refusing to run pw.x in it")
+        parent.mkdir(parents=True, exist_ok=True)
+        number = len(list(parent.glob("sub_*")))
+        while True:
+            folder = self.submission_dir(row_id, number)
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                number += 1
+                continue
+            return folder
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Batch-job scripts' output (dask-jobqueue worker logs)."""
+        return self.work_dir / "jobs"
 
     @property
     def md_root(self) -> Path:

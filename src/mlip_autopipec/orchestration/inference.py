@@ -37,7 +37,7 @@ from mlip_autopipec.inference.planning import StartCandidate, md_specs, start_st
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.summaries import ExtractSummary, InferSummary
-from mlip_autopipec.orchestration.task_queue import TaskFailure, TaskQueue
+from mlip_autopipec.orchestration.task_queue import TaskFailure, campaign_task_queue
 from mlip_autopipec.orchestration.training import latest_fit
 from mlip_autopipec.training.pacemaker import TrainingResult
 
@@ -123,7 +123,7 @@ def _run_md(
 ) -> list[tuple[MDRunStats, list[Atoms]]]:
     gamma_lower = campaign.config.inference.gamma_lower
     results: list[tuple[MDRunStats, list[Atoms]]] = []
-    with TaskQueue(campaign.config.compute) as queue:
+    with campaign_task_queue(campaign) as queue:
         for batch in queue.map_unordered(
             run_md_task,
             items,

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ase import Atoms
+
+from mlip_autopipec.config import DFTConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
-from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
 from mlip_autopipec.orchestration.summaries import LabelSummary
-from mlip_autopipec.orchestration.task_queue import TaskFailure, TaskQueue
+from mlip_autopipec.orchestration.task_queue import (
+    TaskFailure,
+    campaign_task_queue,
+    requeue_if_worker_leaving,
+)
 
 logger = logging.getLogger(__name__)
 
 TASK_FAILED = "task_failed"
+SUBMISSION_NOTE = "submission.json"
+# Where a batch scheduler puts the id of the job a task runs in.
+JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "JOB_ID", "LSB_JOBID")
 
 
 @dataclass
@@ -74,11 +88,13 @@ def label_selected(
         return progress
     database.set_status([row.id for row in rows], keys.LABELING)
     start = time.perf_counter()
-    items = [(row.id, row.atoms, config.dft, campaign.layout.dft_dir(row.id)) for row in rows]
-    with TaskQueue(config.compute) as queue:
+    layout = campaign.layout
+    items = [(row.id, row.atoms, config.dft, layout) for row in rows]
+    with campaign_task_queue(campaign) as queue:
         progress.slots = queue.n_slots
         _notify(on_progress, progress)
-        for batch in queue.map_unordered(label_structure, items):
+        for batch in queue.map_unordered(label_submission, items):
+            batch = fresh_results(database, batch)
             updates = [_to_update(result) for result in batch]
             database.store_results(updates)
             _count(progress, batch, updates)
@@ -86,6 +102,45 @@ def label_selected(
             _notify(on_progress, progress)
     progress.elapsed = time.perf_counter() - start
     return progress
+
+
+def label_submission(
+    row_id: int, atoms: Atoms, dft: DFTConfig, layout: CampaignLayout
+) -> LabelOutcome:
+    """One submission of one structure, on a worker: a `sub_N` folder of its own, claimed where
+    it runs, so a copy requeued by Dask or by a restarted orchestrator never shares a folder
+    with a copy that may still be running."""
+    try:
+        folder = layout.claim_submission_dir(row_id)
+    except OSError as error:
+        reason = f"cannot create a run folder: {error}"
+        kind = "unsafe_run_folder"
+        return LabelOutcome(row_id, None, reason=reason, failure_kind=kind, error_codes=[kind])
+    _write_submission_note(folder)
+    outcome = label_structure(row_id, atoms, dft, folder)
+    if not outcome.labeled:
+        requeue_if_worker_leaving()  # pw.x may have died with a cancelled batch job
+    return outcome
+
+
+def _write_submission_note(folder: Path) -> None:
+    """Who ran this submission: host, process and batch job (for people and for tests)."""
+    job = next((os.environ[name] for name in JOB_ID_VARIABLES if os.environ.get(name)), None)
+    note = {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job, "time": time.time()}
+    (folder / SUBMISSION_NOTE).write_text(json.dumps(note))
+
+
+def fresh_results(database: DatabaseManager, batch: list[Any]) -> list[Any]:
+    """Drop results for rows that are no longer `labeling` (another copy stored them first)."""
+    fresh = []
+    for result in batch:
+        row_id = int(result.item[0]) if isinstance(result, TaskFailure) else result.row_id
+        status = database.get(row_id).status
+        if status == keys.LABELING:
+            fresh.append(result)
+        else:
+            logger.warning("dropped a late result for structure %d: it is %s", row_id, status)
+    return fresh
 
 
 def label_phase(campaign: Campaign, iteration: int) -> LabelSummary:
