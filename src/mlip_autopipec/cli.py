@@ -264,17 +264,12 @@ def explore(
 @app.command()
 def run(config_path: ConfigArg) -> None:
     """Run the whole active-learning loop; killed, it resumes where it stopped."""
+    from mlip_autopipec.cli_progress import RunDisplay
     from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.workflow import WorkflowManager
 
-    config = load_config(config_path)
-
-    def show(iteration: int, phase: str, event: str) -> None:
-        state = Text("done", style="green") if event != "start" else Text("...")
-        console.print(Text(f"iteration {iteration}", style="bold") + Text(f": {phase} ") + state)
-
-    with open_campaign(config) as campaign, console.status("working", spinner="dots"):
-        reason = WorkflowManager(campaign, on_phase=show).run()
+    with open_campaign(load_config(config_path)) as campaign:
+        reason = WorkflowManager(campaign, observer=RunDisplay(console)).run()
     console.print(Text("stopped", style="bold") + Text(f": {reason}"))
     status(config_path)
 

@@ -21,7 +21,7 @@ from mlip_autopipec.core.database import DatabaseManager, StructureError, Struct
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
 from mlip_autopipec.orchestration.campaign import Campaign
-from mlip_autopipec.orchestration.summaries import ExploreSummary, SelectSummary
+from mlip_autopipec.orchestration.summaries import ExploreSummary, PhaseProgress, SelectSummary
 from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, reference_energy
 from mlip_autopipec.surrogate.prescreen import SURROGATE_ERROR
 
@@ -96,8 +96,14 @@ def run_exploration(
     return summary
 
 
-def explore_phase(campaign: Campaign, iteration: int) -> ExploreSummary:
-    summary = run_exploration(campaign, iteration)
+def explore_phase(
+    campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
+) -> ExploreSummary:
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total, stage)
+
+    summary = run_exploration(campaign, iteration, report)
     selection = summary.selection
     return ExploreSummary(
         generated=summary.generated,
@@ -107,7 +113,9 @@ def explore_phase(campaign: Campaign, iteration: int) -> ExploreSummary:
     )
 
 
-def select_phase(campaign: Campaign, iteration: int) -> SelectSummary:
+def select_phase(
+    campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
+) -> SelectSummary:
     summary = select_candidates(campaign, iteration)
     return SelectSummary(
         iteration=iteration, prescreened_out=summary.prescreened, selected=summary.selected

@@ -36,7 +36,7 @@ from mlip_autopipec.inference.novelty import (
 from mlip_autopipec.inference.planning import StartCandidate, md_specs, start_structures
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.errors import WorkflowError
-from mlip_autopipec.orchestration.summaries import ExtractSummary, InferSummary
+from mlip_autopipec.orchestration.summaries import ExtractSummary, InferSummary, PhaseProgress
 from mlip_autopipec.orchestration.task_queue import TaskFailure, campaign_task_queue
 from mlip_autopipec.orchestration.training import latest_fit
 from mlip_autopipec.training.pacemaker import TrainingResult
@@ -96,7 +96,12 @@ def start_candidates(campaign: Campaign) -> list[StartCandidate]:
     ]
 
 
-def run_inference(campaign: Campaign, iteration: int, fit: TrainingResult) -> InferenceSummary:
+def run_inference(
+    campaign: Campaign,
+    iteration: int,
+    fit: TrainingResult,
+    progress: PhaseProgress | None = None,
+) -> InferenceSummary:
     """MD with gamma monitoring for every temperature; finished results are read back, not rerun."""
     folder = campaign.layout.md_dir(iteration)
     if (folder / SUMMARY_FILE).is_file():
@@ -105,7 +110,8 @@ def run_inference(campaign: Campaign, iteration: int, fit: TrainingResult) -> In
     specs = md_specs(campaign.config.inference, iteration)
     starts = start_structures(start_candidates(campaign), len(specs), NON_BULK_ORIGINS)
     summary = InferenceSummary(iteration=iteration, potential=str(fit.folder), engine=engine.name)
-    outcomes = _run_md(campaign, iteration, engine, list(zip(starts, specs, strict=True)), fit)
+    items = list(zip(starts, specs, strict=True))
+    outcomes = _run_md(campaign, iteration, engine, items, fit, progress)
     summary.runs = sorted((stats for stats, _ in outcomes), key=lambda r: (r.temperature, r.run_id))
     if all(run.error is not None for run in summary.runs):
         errors = "; ".join(f"{run.run_id}: {run.error}" for run in summary.runs)
@@ -120,6 +126,7 @@ def _run_md(
     engine: MDEngineSpec,
     items: list[tuple[Atoms, Any]],
     fit: TrainingResult,
+    progress: PhaseProgress | None,
 ) -> list[tuple[MDRunStats, list[Atoms]]]:
     gamma_lower = campaign.config.inference.gamma_lower
     results: list[tuple[MDRunStats, list[Atoms]]] = []
@@ -132,12 +139,17 @@ def _run_md(
             run_root=campaign.layout.md_runs_dir(iteration),
         ):
             results.extend(_stats(result, gamma_lower) for result in batch)
+            if progress is not None:
+                top = max((max(s.max_gamma_per_check, default=0.0) for s, _ in results))
+                progress(len(results), len(items), f"{engine.name}, max gamma {top:.2f}")
     return results
 
 
-def infer_phase(campaign: Campaign, iteration: int) -> InferSummary:
+def infer_phase(
+    campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
+) -> InferSummary:
     fit = previous_fit(campaign, iteration)
-    summary = run_inference(campaign, iteration, fit)
+    summary = run_inference(campaign, iteration, fit, progress)
     workflow = campaign.config.workflow
     return InferSummary(
         iteration=iteration,
@@ -232,7 +244,9 @@ def extract_candidates(campaign: Campaign, iteration: int, fit: TrainingResult) 
     return database.count(**{keys.ORIGIN: EXTRACT_ORIGIN, keys.ITERATION: iteration})
 
 
-def extract_phase(campaign: Campaign, iteration: int) -> ExtractSummary:
+def extract_phase(
+    campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
+) -> ExtractSummary:
     count = extract_candidates(campaign, iteration, previous_fit(campaign, iteration))
     return ExtractSummary(iteration=iteration, candidates=count)
 

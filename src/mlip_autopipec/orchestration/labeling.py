@@ -20,7 +20,7 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
-from mlip_autopipec.orchestration.summaries import LabelSummary
+from mlip_autopipec.orchestration.summaries import LabelSummary, PhaseProgress
 from mlip_autopipec.orchestration.task_queue import (
     TaskFailure,
     campaign_task_queue,
@@ -143,8 +143,15 @@ def fresh_results(database: DatabaseManager, batch: list[Any]) -> list[Any]:
     return fresh
 
 
-def label_phase(campaign: Campaign, iteration: int) -> LabelSummary:
-    progress = label_selected(campaign)
+def label_phase(
+    campaign: Campaign, iteration: int, report: PhaseProgress | None = None
+) -> LabelSummary:
+    def show(counts: LabelingProgress) -> None:
+        if report is not None:
+            detail = f"{counts.failed} failed, {counts.running} running"
+            report(counts.labeled + counts.failed, counts.queued, detail)
+
+    progress = label_selected(campaign, on_progress=show)
     return LabelSummary(
         labeled=progress.labeled,
         failed=progress.failed,

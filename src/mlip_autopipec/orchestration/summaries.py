@@ -7,14 +7,20 @@ earlier version resumes and reports as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, Self
+
+PhaseProgress = Callable[[int, int | None, str], None]
+"""Called by a phase as it advances: (done, total or None when unknown, a short detail)."""
 
 
 class PhaseSummary(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
     def stop_reason(self) -> str | None: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class _Summary:
     def stop_reason(self) -> str | None:
         return None
 
+    def describe(self) -> str:
+        """The phase's figures in one line, for people watching `run`."""
+        return ", ".join(f"{key} {value}" for key, value in self.to_json().items())
+
 
 @dataclass(frozen=True)
 class ExploreSummary(_Summary):
@@ -40,6 +50,12 @@ class ExploreSummary(_Summary):
     prescreened_out: int = 0
     selected: int = 0
 
+    def describe(self) -> str:
+        return (
+            f"generated {self.generated}, filtered {self.filtered}, "
+            f"pre-screened out {self.prescreened_out}, selected {self.selected}"
+        )
+
 
 @dataclass(frozen=True)
 class LabelSummary(_Summary):
@@ -47,6 +63,11 @@ class LabelSummary(_Summary):
     failed: int = 0
     dft_wall_time: float = 0.0
     failed_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.failed_by_kind.items()))
+        failed = f"{self.failed} failed" + (f" ({kinds})" if kinds else "")
+        return f"labeled {self.labeled}, {failed}; pw.x time {self.dft_wall_time:.0f} s in total"
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,12 @@ class TrainSummary(_Summary):
     test_rmse_energy: float | None = None
     test_rmse_forces: float | None = None
     n_test: int | None = None
+
+    def describe(self) -> str:
+        train = f"train F RMSE {self.train_rmse_forces or 0:.1f} meV/Å on {self.n_train}"
+        if self.test_rmse_forces is None:
+            return f"{train}; no test structure yet"
+        return f"{train}; test F RMSE {self.test_rmse_forces:.1f} meV/Å on {self.n_test}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,13 @@ class InferSummary(_Summary):
     fit_test_rmse_forces: float | None = None  # meV/Å, of the potential the MD ran with
     max_extrapolative_fraction: float | None = None
     target_force_rmse: float | None = None  # eV/Å
+
+    def describe(self) -> str:
+        shares = " ".join(f"{t} K {s:.2f}" for t, s in self.extrapolative_share.items())
+        return (
+            f"{self.runs} MD runs ({self.engine or 'ase'}), {self.halted} halted at gamma_upper, "
+            f"{self.errors} failed; extrapolative share {shares or '-'}"
+        )
 
     def stop_reason(self) -> str | None:
         if not self._converged():
@@ -98,6 +132,9 @@ class ExtractSummary(_Summary):
     iteration: int = 0
     candidates: int = 0
 
+    def describe(self) -> str:
+        return f"{self.candidates} new candidate environments"
+
     def stop_reason(self) -> str | None:
         if self.candidates:
             return None
@@ -112,6 +149,9 @@ class SelectSummary(_Summary):
     iteration: int = 0
     prescreened_out: int = 0
     selected: int = 0
+
+    def describe(self) -> str:
+        return f"pre-screened out {self.prescreened_out}, selected {self.selected}"
 
     def stop_reason(self) -> str | None:
         if self.selected:

@@ -11,7 +11,7 @@ import logging
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.orchestration.campaign import Campaign
-from mlip_autopipec.orchestration.summaries import TrainSummary
+from mlip_autopipec.orchestration.summaries import PhaseProgress, TrainSummary
 from mlip_autopipec.training.dataset import (
     DatasetBuilder,
     LabeledStructure,
@@ -20,9 +20,11 @@ from mlip_autopipec.training.dataset import (
 from mlip_autopipec.training.metrics import MetricsError
 from mlip_autopipec.training.pacemaker import (
     METRICS_FILE,
+    PACEMAKER_LOG,
     PacemakerWrapper,
     TrainingError,
     TrainingResult,
+    staging_folder,
 )
 from mlip_autopipec.training.splits import SplitEntry, decide_splits
 
@@ -83,7 +85,12 @@ def train_iteration(campaign: Campaign, iteration: int | None = None) -> Trainin
     return result
 
 
-def train_phase(campaign: Campaign, iteration: int) -> TrainSummary:
+def train_phase(
+    campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
+) -> TrainSummary:
+    if progress is not None:
+        log = staging_folder(campaign.layout.potential_dir(iteration)) / PACEMAKER_LOG
+        progress(0, None, f"pacemaker is fitting; its log: {log}")
     metrics = train_iteration(campaign, iteration).metrics
     test = metrics.test
     return TrainSummary(

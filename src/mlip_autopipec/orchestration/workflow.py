@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.orchestration.campaign import Campaign
@@ -22,14 +22,28 @@ from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.exploration import explore_phase, select_phase
 from mlip_autopipec.orchestration.inference import extract_phase, infer_phase
 from mlip_autopipec.orchestration.labeling import label_phase
-from mlip_autopipec.orchestration.summaries import PhaseSummary, read_summary
+from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary, read_summary
 from mlip_autopipec.orchestration.training import train_phase
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PHASES", "PhaseExecutor", "WorkflowError", "WorkflowManager", "WorkflowState"]
 
-Phase = Callable[[Campaign, int], PhaseSummary]
+Phase = Callable[[Campaign, int, PhaseProgress | None], PhaseSummary]
+
+
+class PhaseObserver(Protocol):
+    """Who watches the loop (the CLI): a phase starts, advances, finishes."""
+
+    def started(self, iteration: int, name: str) -> None: ...
+
+    def advanced(self, done: int, total: int | None, detail: str) -> None: ...
+
+    def finished(
+        self, iteration: int, name: str, summary: PhaseSummary, seconds: float
+    ) -> None: ...
+
+
 PHASES: dict[str, Phase] = {
     "explore": explore_phase,
     "label": label_phase,
@@ -95,8 +109,8 @@ class PhaseExecutor:
         self.campaign = campaign
         self.phases = phases or PHASES
 
-    def run(self, name: str, iteration: int) -> PhaseSummary:
-        return self.phases[name](self.campaign, iteration)
+    def run(self, name: str, iteration: int, progress: PhaseProgress | None = None) -> PhaseSummary:
+        return self.phases[name](self.campaign, iteration, progress)
 
 
 class WorkflowManager:
@@ -106,12 +120,12 @@ class WorkflowManager:
         self,
         campaign: Campaign,
         executor: PhaseExecutor | None = None,
-        on_phase: Callable[[int, str, str], None] | None = None,
+        observer: PhaseObserver | None = None,
     ) -> None:
         self.campaign = campaign
         self.executor = executor or PhaseExecutor(campaign)
         self.state = WorkflowState(campaign.layout.state_file)
-        self.on_phase = on_phase
+        self.observer = observer
 
     def run(self) -> str:
         max_iterations = self.campaign.config.workflow.max_iterations
@@ -127,15 +141,17 @@ class WorkflowManager:
 
     def _run_phase(self, iteration: int, name: str) -> PhaseSummary:
         summary = self.state.summary(iteration, name)
-        if summary is None:
-            self._notify(iteration, name, "start")
-            start = time.perf_counter()
-            summary = self.executor.run(name, iteration)
-            self.state.finish(iteration, name, time.perf_counter() - start, summary)
-            self._notify(iteration, name, "done")
+        if summary is not None:
+            return summary
+        logger.info("iteration %d %s: start", iteration, name)
+        if self.observer is not None:
+            self.observer.started(iteration, name)
+        start = time.perf_counter()
+        advanced = self.observer.advanced if self.observer is not None else None
+        summary = self.executor.run(name, iteration, advanced)
+        seconds = time.perf_counter() - start
+        self.state.finish(iteration, name, seconds, summary)
+        logger.info("iteration %d %s: %s (%.0f s)", iteration, name, summary.describe(), seconds)
+        if self.observer is not None:
+            self.observer.finished(iteration, name, summary, seconds)
         return summary
-
-    def _notify(self, iteration: int, name: str, event: str) -> None:
-        logger.info("iteration %d %s: %s", iteration, name, event)
-        if self.on_phase is not None:
-            self.on_phase(iteration, name, event)

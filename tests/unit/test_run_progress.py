@@ -1,0 +1,106 @@
+"""What `run` shows: progress in order with the right totals, and plain readable lines when
+the output is not a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ase.build import bulk
+from rich.console import Console
+
+from mlip_autopipec.cli_progress import RunDisplay, duration
+from mlip_autopipec.config import config_from_dict
+from mlip_autopipec.core import keys
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.labeling import label_phase
+from mlip_autopipec.orchestration.summaries import LabelSummary, PhaseProgress, SelectSummary
+from mlip_autopipec.orchestration.workflow import PhaseExecutor, WorkflowManager
+
+FAKE_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_scripted.py"
+CONVERGED = Path(__file__).resolve().parents[1] / "data" / "qe" / "si2_converged_6.7.out"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def started(self, iteration: int, name: str) -> None:
+        self.events.append(("started", iteration, name))
+
+    def advanced(self, done: int, total: int | None, detail: str) -> None:
+        self.events.append(("advanced", done, total))
+
+    def finished(self, iteration: int, name: str, summary: Any, seconds: float) -> None:
+        self.events.append(("finished", iteration, name, summary.describe()))
+
+
+def test_label_phase_reports_every_structure_with_the_right_total(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"when": ".", "stdout": str(CONVERGED), "exit": 0}]))
+    config_dict["dft"]["command"] = [sys.executable, str(FAKE_PW), str(script)]
+    config_dict["compute"] = {"n_workers": 1}
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    structures = []
+    for seed in range(3):
+        atoms = bulk("Si", "diamond", a=5.43)
+        atoms.rattle(0.02, seed=seed)
+        structures.append(atoms)
+    campaign.database.add_structures(structures, keys.SELECTED, 0, "t")
+    seen: list[tuple[int, int | None]] = []
+    summary = label_phase(campaign, 0, lambda done, total, detail: seen.append((done, total)))
+    assert summary.labeled == 3 and summary.failed == 0
+    assert seen[0] == (0, 3) and seen[-1] == (3, 3)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert {total for _, total in seen} == {3}
+    assert "labeled 3, 0 failed" in summary.describe()
+
+
+def test_workflow_tells_the_observer_in_order(tmp_path: Path, config_dict: dict[str, Any]) -> None:
+    def select(campaign: Campaign, iteration: int, progress: PhaseProgress | None) -> Any:
+        for done in range(1, 4):
+            assert progress is not None
+            progress(done, 3, "picking")
+        return SelectSummary(iteration=iteration, selected=0)  # nothing new: the loop stops
+
+    def passing(campaign: Campaign, iteration: int, progress: PhaseProgress | None) -> Any:
+        return LabelSummary(labeled=1)
+
+    config_dict["workflow"] = {"work_dir": "work", "max_iterations": 3}
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    phases = {name: passing for name in ("explore", "label", "train", "infer", "extract")}
+    recorder = Recorder()
+    manager = WorkflowManager(
+        campaign, PhaseExecutor(campaign, {**phases, "select": select}), recorder
+    )
+    assert "nothing new to label" in manager.run()
+    names = [event[2] for event in recorder.events if event[0] == "started"]
+    assert names == ["explore", "label", "train", "infer", "extract", "select"]
+    select_events = recorder.events[recorder.events.index(("started", 1, "select")) :]
+    assert select_events[1:4] == [("advanced", d, 3) for d in (1, 2, 3)]
+    assert select_events[4][:3] == ("finished", 1, "select")
+
+
+def test_plain_output_has_no_control_characters_and_few_lines() -> None:
+    stream = io.StringIO()
+    display = RunDisplay(Console(file=stream, force_terminal=False, width=200))
+    assert not display.live
+    display.started(2, "label")
+    for done in range(1, 101):
+        display.advanced(done, 100, "0 failed, 2 running")
+    display.finished(2, "label", LabelSummary(labeled=100, dft_wall_time=3600.0), 226.0)
+    text = stream.getvalue()
+    assert "\x1b" not in text and "\r" not in text
+    lines = text.splitlines()
+    assert lines[0] == "iteration 2: label ..."
+    assert lines[-1].startswith("iteration 2: label done in 3 min 46 s: labeled 100, 0 failed")
+    assert len(lines) <= 4  # the start, the finished count, the summary: not one per step
+
+
+def test_durations_read_naturally() -> None:
+    assert [duration(s) for s in (12.4, 226, 3900)] == ["12 s", "3 min 46 s", "1 h 05 min"]
