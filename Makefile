@@ -3,9 +3,12 @@
 
 CONFIG ?= examples/si/config.yaml
 BIN := .venv/bin
+# CPU builds by default; `make setup GPU=1` (or `make run GPU=1`) installs the GPU builds
+# (TensorFlow with its CUDA wheels, ~4 GB more), GPU=0 goes back. Unset: keep what .venv has.
+GPU ?=
 
 setup:
-	@scripts/setup.sh
+	@GPU=$(GPU) scripts/setup.sh
 
 run: setup
 	$(BIN)/mlip-autopipe run $(CONFIG)
