@@ -268,8 +268,8 @@ def run(config_path: ConfigArg) -> None:
     from mlip_autopipec.orchestration.campaign import open_campaign
     from mlip_autopipec.orchestration.workflow import WorkflowManager
 
-    with open_campaign(load_config(config_path)) as campaign:
-        reason = WorkflowManager(campaign, observer=RunDisplay(console)).run()
+    with open_campaign(load_config(config_path)) as campaign, RunDisplay(console) as display:
+        reason = WorkflowManager(campaign, observer=display).run()
     console.print(Text("stopped", style="bold") + Text(f": {reason}"))
     status(config_path)
 

@@ -48,6 +48,18 @@ class RunDisplay:
         self._start = 0.0
         self._last_line = 0.0
 
+    def __enter__(self) -> RunDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """A phase that failed never finished: its live bar must not outlive the command."""
+        self._stop_live()
+
+    def _stop_live(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
     def started(self, iteration: int, name: str) -> None:
         self._phase = f"iteration {iteration}: {name}"
         self._start = self._last_line = time.monotonic()
@@ -82,8 +94,6 @@ class RunDisplay:
         self.console.print(Text(f"{self._phase}: {count} {detail} ({elapsed})"))
 
     def finished(self, iteration: int, name: str, summary: PhaseSummary, seconds: float) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._stop_live()
         line = f"iteration {iteration}: {name} done in {duration(seconds)}: {summary.describe()}"
         self.console.print(Text(line))

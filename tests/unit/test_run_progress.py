@@ -104,3 +104,32 @@ def test_plain_output_has_no_control_characters_and_few_lines() -> None:
 
 def test_durations_read_naturally() -> None:
     assert [duration(s) for s in (12.4, 226, 3900)] == ["12 s", "3 min 46 s", "1 h 05 min"]
+
+
+def test_an_unsound_label_fails_its_row_and_keeps_the_batch(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """Forces of the wrong shape must not roll back the other labels of the same batch."""
+    import numpy as np
+
+    from mlip_autopipec.dft.parser import PwResult
+    from mlip_autopipec.dft.runner import LabelOutcome
+    from mlip_autopipec.orchestration.labeling import UNSOUND_LABEL, _to_update
+
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    good, bad = campaign.database.add_structures(
+        [bulk("Si", "diamond", a=5.43), bulk("Si", "diamond", a=5.5)], keys.SELECTED, 0, "t"
+    )
+    campaign.database.set_status([good, bad], keys.LABELING)
+    stress = np.zeros(6)
+    results = {
+        good: PwResult(True, -200.0, np.zeros((2, 3)), stress, scf_iterations=5),
+        bad: PwResult(True, -200.0, np.zeros((3, 3)), stress, scf_iterations=5),
+    }
+    updates = [_to_update(LabelOutcome(i, r), {good: 2, bad: 2}) for i, r in results.items()]
+    campaign.database.store_results(updates)
+    assert campaign.database.get(good).status == keys.LABELED
+    failed = campaign.database.get(bad)
+    assert failed.status == keys.FAILED
+    assert failed.key_value_pairs[keys.FAILURE_KIND] == UNSOUND_LABEL
+    assert "forces have shape (3, 3)" in failed.key_value_pairs[keys.REASON]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -16,3 +17,16 @@ def write_atomically(path: Path, text: str) -> Path:
     temporary.write_text(text)
     os.replace(temporary, path)
     return path
+
+
+def fresh_folder(folder: Path) -> Path:
+    """An empty `folder`: whatever an earlier, killed run left there is removed first.
+
+    A symbolic link is never followed to delete what it points at; it is refused.
+    """
+    if folder.is_symlink():
+        raise OSError(f"{folder} is a symbolic link; refusing to clean it")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder

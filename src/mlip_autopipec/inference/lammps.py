@@ -23,6 +23,7 @@ from ase.calculators.lammps.coordinatetransform import Prism
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from ase.io.lammpsrun import read_lammps_dump_text
 
+from mlip_autopipec.core.files import fresh_folder
 from mlip_autopipec.core.process import run_process
 from mlip_autopipec.inference.lammps_profile import LammpsError, LammpsProfile
 from mlip_autopipec.inference.md_types import MDResult, MDRunner, MDRunSpec, PotentialFiles
@@ -236,7 +237,7 @@ def prepare_run(
     atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir: Path, elements: list[str]
 ) -> None:
     """The run folder: potential and active set, the structure as LAMMPS data, the input."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fresh_folder(run_dir)  # never read a killed run's log or dump as this run's
     shutil.copy(potential.yaml, run_dir / POTENTIAL_NAME)
     shutil.copy(potential.active_set, run_dir / ACTIVE_SET_NAME)
     write_structure(run_dir / DATA_NAME, atoms, elements)

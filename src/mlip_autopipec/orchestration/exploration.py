@@ -109,7 +109,7 @@ def explore_phase(
         generated=summary.generated,
         filtered=summary.filtered,
         prescreened_out=selection.prescreened if selection else 0,
-        selected=selection.selected if selection else 0,
+        selected=selection.selected_in_iteration if selection else 0,
     )
 
 
@@ -117,8 +117,10 @@ def select_phase(
     campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
 ) -> SelectSummary:
     summary = select_candidates(campaign, iteration)
+    # Counted from the database, so a rerun after a kill reports what the phase selected.
+    selected = summary.selected_in_iteration
     return SelectSummary(
-        iteration=iteration, prescreened_out=summary.prescreened, selected=summary.selected
+        iteration=iteration, prescreened_out=summary.prescreened, selected=selected
     )
 
 

@@ -18,6 +18,7 @@ from ase import Atoms
 from mlip_autopipec.config import DFTConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
+from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
 from mlip_autopipec.orchestration.summaries import LabelSummary, PhaseProgress
@@ -30,6 +31,7 @@ from mlip_autopipec.orchestration.task_queue import (
 logger = logging.getLogger(__name__)
 
 TASK_FAILED = "task_failed"
+UNSOUND_LABEL = "unsound_label"
 SUBMISSION_NOTE = "submission.json"
 # Where a batch scheduler puts the id of the job a task runs in.
 JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "JOB_ID", "LSB_JOBID")
@@ -74,11 +76,13 @@ def label_selected(
 ) -> LabelingProgress:
     """Label every `selected` structure; finished labels are never recomputed.
 
-    pw.x (and the launcher) are checked first, so a wrong command fails fast and leaves every
-    row as it was. With `retry_failed`, structures that failed before are queued again.
+    On a local cluster pw.x (and the launcher) are checked first, so a wrong command fails
+    fast and leaves every row as it was; on a remote cluster they need only exist where the
+    workers run. With `retry_failed`, structures that failed before are queued again.
     """
     config, database = campaign.config, campaign.database
-    PwProfile.from_config(config.dft)
+    if config.compute.jobqueue is None and not config.compute.scheduler_address:
+        PwProfile.from_config(config.dft)  # pw.x runs here: a wrong command fails at once
     requeue_interrupted(database)
     if retry_failed:
         database.set_status(database.ids(**{keys.STATUS: keys.FAILED}), keys.SELECTED)
@@ -89,13 +93,14 @@ def label_selected(
     database.set_status([row.id for row in rows], keys.LABELING)
     start = time.perf_counter()
     layout = campaign.layout
+    n_atoms = {row.id: len(row.atoms) for row in rows}
     items = [(row.id, row.atoms, config.dft, layout) for row in rows]
     with campaign_task_queue(campaign) as queue:
         progress.slots = queue.n_slots
         _notify(on_progress, progress)
         for batch in queue.map_unordered(label_submission, items):
             batch = fresh_results(database, batch)
-            updates = [_to_update(result) for result in batch]
+            updates = [_to_update(result, n_atoms) for result in batch]
             database.store_results(updates)
             _count(progress, batch, updates)
             progress.elapsed = time.perf_counter() - start
@@ -165,7 +170,7 @@ def _notify(on_progress: ProgressCallback | None, progress: LabelingProgress) ->
         on_progress(progress)
 
 
-def _to_update(result: LabelOutcome | TaskFailure) -> LabelUpdate:
+def _to_update(result: LabelOutcome | TaskFailure, n_atoms: dict[int, int]) -> LabelUpdate:
     if isinstance(result, TaskFailure):
         return LabelUpdate(
             id=int(result.item[0]),
@@ -179,20 +184,24 @@ def _to_update(result: LabelOutcome | TaskFailure) -> LabelUpdate:
     attempts: list[dict[str, Any]] = [asdict(attempt) for attempt in result.attempts]
     common = {keys.DFT_ATTEMPTS: len(attempts), keys.DFT_WALL_TIME: round(result.dft_wall_time, 3)}
     data = {keys.DFT_ATTEMPTS: attempts}
+    reason, kind = result.reason or "no label", result.failure_kind or "unknown"
     if result.labeled and result.result is not None:
-        return LabelUpdate(
-            id=result.row_id,
-            status=keys.LABELED,
-            energy=result.result.energy,
-            forces=result.result.forces,
-            stress=result.result.stress,
-            extra_keys=common,
-            data=data,
-        )
-    failure = {
-        keys.REASON: (result.reason or "no label")[:500],
-        keys.FAILURE_KIND: result.failure_kind or "unknown",
-    }
+        label = {"energy": result.result.energy, "forces": result.result.forces}
+        try:  # one unsound label must not roll back the batch it arrived in
+            Label.from_results(label, n_atoms[result.row_id], f"row {result.row_id}")
+        except LabelError as error:
+            reason, kind = f"unsound label: {error}", UNSOUND_LABEL
+        else:
+            return LabelUpdate(
+                id=result.row_id,
+                status=keys.LABELED,
+                energy=result.result.energy,
+                forces=result.result.forces,
+                stress=result.result.stress,
+                extra_keys=common,
+                data=data,
+            )
+    failure = {keys.REASON: reason[:500], keys.FAILURE_KIND: kind}
     return LabelUpdate(
         id=result.row_id, status=keys.FAILED, extra_keys={**common, **failure}, data=data
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlip_autopipec.config import ComputeConfig, JobqueueConfig
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.errors import WorkflowError
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,24 @@ class TaskQueue:
         self._watchdog: LostJobWatchdog | None = None
 
     def __enter__(self) -> TaskQueue:
+        try:
+            self._start()
+        except (OSError, TimeoutError) as error:
+            self.__exit__()
+            raise WorkflowError(
+                f"no Dask worker to run tasks on: {self._where()}: {error}"
+            ) from None
+        return self
+
+    def _where(self) -> str:
+        if self.compute.scheduler_address:
+            return f"scheduler {self.compute.scheduler_address}"
+        if self.compute.jobqueue is not None:
+            waited = self.compute.worker_wait_timeout
+            return f"{self.compute.jobqueue.kind} batch jobs (waited {waited:g} s)"
+        return "local cluster"
+
+    def _start(self) -> None:
         from dask.distributed import Client, LocalCluster
 
         if self.compute.scheduler_address:
@@ -75,7 +94,6 @@ class TaskQueue:
                 dashboard_address=":0",
             )
             self._client = Client(self._cluster)
-        return self
 
     def _start_jobqueue(self, jobqueue: JobqueueConfig) -> None:
         from dask.distributed import Client
