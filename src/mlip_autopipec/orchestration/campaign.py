@@ -19,6 +19,7 @@ from pathlib import Path
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core.database import DatabaseManager, check_existing_database
 from mlip_autopipec.errors import UserError
+from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.lock import campaign_lock
 
 _ITERATION_FOLDER = re.compile(r"^iter_(\d+)$")
@@ -123,15 +124,7 @@ class Campaign:
     def open(cls, config: MLIPConfig) -> Campaign:
         """Open (creating when needed) the campaign's folders and database; takes no lock."""
         layout = _make_folders(config)
-        return cls(config, _database(config), layout)
-
-
-def _database(config: MLIPConfig) -> DatabaseManager:
-    return DatabaseManager(
-        config.workflow.database_path,
-        min_distance=config.system.min_distance,
-        allowed_elements=config.system.elements,
-    )
+        return cls(config, open_database(config), layout)
 
 
 def _make_folders(config: MLIPConfig) -> CampaignLayout:
@@ -157,7 +150,7 @@ def open_campaign(config: MLIPConfig) -> Iterator[Campaign]:
     with campaign_lock(layout.lock_file, config.workflow.database_path):
         handler = _log_to(layout.log_file)
         try:
-            yield Campaign(config, _database(config), layout)
+            yield Campaign(config, open_database(config), layout)
         finally:
             logging.getLogger("mlip_autopipec").removeHandler(handler)
             handler.close()
@@ -172,7 +165,7 @@ def existing_campaign(config: MLIPConfig) -> Campaign:
             f"no campaign here: database {database} does not exist (run `mlip-autopipe run`)"
         )
     check_existing_database(database)
-    return Campaign(config, _database(config), CampaignLayout(config.workflow.work_dir))
+    return Campaign(config, open_database(config), CampaignLayout(config.workflow.work_dir))
 
 
 def _log_to(path: Path) -> logging.Handler:

@@ -1,4 +1,4 @@
-"""Open the campaign's database as the config describes it."""
+"""Open the campaign's database as the config describes it (no lock: Campaign and scripts)."""
 
 from __future__ import annotations
 
