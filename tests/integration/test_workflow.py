@@ -80,7 +80,12 @@ def cli(*args: str) -> list[str]:
 def pw_calls(root: Path) -> Counter[str]:
     log = root / "pw_calls.log"
     lines = log.read_text().split() if log.exists() else []
-    return Counter(str(Path(line).parent.name) for line in lines)  # the row's folder
+    return Counter(row_folder(Path(line)) for line in lines)
+
+
+def row_folder(run_dir: Path) -> str:
+    """The structure's folder (dft/NNNNNN/sub_N/attempt_K) a pw.x start ran under."""
+    return next(part for part in reversed(run_dir.parts) if part.isdigit() and len(part) == 6)
 
 
 def assert_every_label_once(config: MLIPConfig) -> list[int]:
