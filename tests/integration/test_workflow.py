@@ -22,8 +22,8 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.inference.extraction import EXTRACT_ORIGIN
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.state import WorkflowState
 from mlip_autopipec.orchestration.training import finished_fits
-from mlip_autopipec.orchestration.workflow import WorkflowState
 from tests.conftest import MINIMAL_CONFIG
 
 pytestmark = [
@@ -137,6 +137,8 @@ def test_two_iterations_end_to_end(two_iterations: tuple[Path, MLIPConfig, str])
 
 def test_status_and_report(two_iterations: tuple[Path, MLIPConfig, str]) -> None:
     root, config, _ = two_iterations
+    written_by_run = config.workflow.work_dir / "report" / "index.html"
+    assert "data:image/png;base64," in written_by_run.read_text()
     status = subprocess.run(cli("status", str(root / "config.yaml")), capture_output=True,
                             text=True, timeout=120)  # fmt: skip
     assert status.returncode == 0

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.state import WorkflowState, phases_of
 from mlip_autopipec.orchestration.summaries import InferSummary
 from mlip_autopipec.orchestration.training import finished_fits
-from mlip_autopipec.orchestration.workflow import WorkflowState, phases_of
 
 
 def status_rows(campaign: Campaign) -> list[tuple[int, dict[str, int]]]:

@@ -9,20 +9,19 @@ summary says whether the loop stops.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.exploration import explore_phase, select_phase
 from mlip_autopipec.orchestration.inference import extract_phase, infer_phase
 from mlip_autopipec.orchestration.labeling import label_phase
-from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary, read_summary
+from mlip_autopipec.orchestration.report import write_report
+from mlip_autopipec.orchestration.state import WorkflowState, phases_of
+from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary
 from mlip_autopipec.orchestration.training import train_phase
 
 logger = logging.getLogger(__name__)
@@ -52,54 +51,6 @@ PHASES: dict[str, Phase] = {
     "extract": extract_phase,
     "select": select_phase,
 }
-FIRST_ITERATION_PHASES = ("explore", "label", "train")
-LATER_ITERATION_PHASES = ("infer", "extract", "select", "label", "train")
-
-
-def phases_of(iteration: int) -> tuple[str, ...]:
-    return FIRST_ITERATION_PHASES if iteration == 0 else LATER_ITERATION_PHASES
-
-
-class WorkflowState:
-    """Finished phases per iteration, in workflow.json (replaced atomically)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, Any] = {"iterations": {}, "stop_reason": None}
-        if path.is_file():
-            self.data = json.loads(path.read_text())
-
-    def summary(self, iteration: int, name: str) -> PhaseSummary | None:
-        entry = self._entry(iteration, name)
-        return None if entry is None else read_summary(name, iteration, entry)
-
-    def wall_time(self, iteration: int, name: str) -> float | None:
-        entry = self._entry(iteration, name)
-        return None if entry is None else float(entry.get("wall_time", 0.0))
-
-    def iterations(self) -> list[int]:
-        return sorted(int(key) for key in self.data["iterations"])
-
-    def _entry(self, iteration: int, name: str) -> dict[str, Any] | None:
-        entry: dict[str, Any] | None = self.data["iterations"].get(str(iteration), {}).get(name)
-        return entry
-
-    def finish(self, iteration: int, name: str, wall_time: float, summary: PhaseSummary) -> None:
-        entry = {"wall_time": round(wall_time, 2), **summary.to_json()}
-        self.data["iterations"].setdefault(str(iteration), {})[name] = entry
-        self.save()
-
-    def stop(self, reason: str) -> None:
-        self.data["stop_reason"] = reason
-        self.save()
-
-    @property
-    def stop_reason(self) -> str | None:
-        reason: str | None = self.data.get("stop_reason")
-        return reason
-
-    def save(self) -> None:
-        write_atomically(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
 class PhaseExecutor:
@@ -133,11 +84,23 @@ class WorkflowManager:
             for name in phases_of(iteration):
                 reason = self._run_phase(iteration, name).stop_reason()
                 if reason is not None:
-                    self.state.stop(reason)
-                    return reason
-        reason = f"reached workflow.max_iterations = {max_iterations}"
+                    return self._stop(reason)
+            self._write_report()
+        return self._stop(f"reached workflow.max_iterations = {max_iterations}")
+
+    def _stop(self, reason: str) -> str:
         self.state.stop(reason)
+        self._write_report()
         return reason
+
+    def _write_report(self) -> None:
+        """work_dir/report/index.html after every iteration; a plot that fails costs no data."""
+        try:
+            path = write_report(self.campaign)
+        except (OSError, ValueError) as error:
+            logger.warning("could not write the report: %s", error)
+        else:
+            logger.info("report: %s", path)
 
     def _run_phase(self, iteration: int, name: str) -> PhaseSummary:
         summary = self.state.summary(iteration, name)
