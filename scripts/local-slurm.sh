@@ -160,6 +160,11 @@ stop() {
     [ -d "$PIDS" ] || { say "nothing to stop"; return; }
     if [ -f "$CONF" ] && alive "$PIDS/slurmctld.pid" slurmctld; then
         SLURM_CONF="$CONF" scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
+        # let slurmd end the jobs' step daemons (slurmstepd) before slurmd itself goes
+        for _ in $(seq 1 80); do
+            [ -z "$(SLURM_CONF="$CONF" squeue -h -o %i 2>/dev/null)" ] && break
+            sleep 0.25
+        done
     fi
     stop_one slurmd
     stop_one slurmctld
