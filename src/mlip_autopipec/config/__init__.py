@@ -1,22 +1,24 @@
 """Configuration: the typed tree behind the user's YAML file."""
 
-from mlip_autopipec.config.loader import ConfigError, config_from_dict, load_config
-from mlip_autopipec.config.models import (
-    ComputeConfig,
-    DFTConfig,
+from mlip_autopipec.config.dft import DFTConfig
+from mlip_autopipec.config.exploration import (
     ExplorationConfig,
     FilterConfig,
     GenerationConfig,
-    InferenceConfig,
-    JobqueueConfig,
-    MLIPConfig,
     SelectionConfig,
     SurfaceSpec,
     SurrogateConfig,
     SystemConfig,
-    TrainingConfig,
+)
+from mlip_autopipec.config.loader import ConfigError, config_from_dict, load_config
+from mlip_autopipec.config.models import (
+    ComputeConfig,
+    InferenceConfig,
+    JobqueueConfig,
+    MLIPConfig,
     WorkflowConfig,
 )
+from mlip_autopipec.config.training import TrainingConfig
 
 __all__ = [
     "ComputeConfig",

@@ -1,7 +1,7 @@
 """Typed configuration tree: one frozen Pydantic model per section of the YAML file.
 
 The sections live in their own modules (exploration, dft, training); this one holds the
-run-time sections and the root `MLIPConfig`, and re-exports every section.
+run-time sections and the root `MLIPConfig`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 from mlip_autopipec.config.dft import DFTConfig
 from mlip_autopipec.config.exploration import (
     ExplorationConfig,
-    FilterConfig,
-    GenerationConfig,
-    SelectionConfig,
-    SurfaceSpec,
-    SurrogateConfig,
     SystemConfig,
 )
 from mlip_autopipec.config.fields import (
@@ -30,31 +25,10 @@ from mlip_autopipec.config.fields import (
     PositiveFloat,
     PositiveInt,
     Section,
-    check_element,
     resolve_path,
 )
 from mlip_autopipec.config.files import creatable_problem
 from mlip_autopipec.config.training import TrainingConfig
-
-__all__ = [
-    "ComputeConfig",
-    "DFTConfig",
-    "ExplorationConfig",
-    "FilterConfig",
-    "GenerationConfig",
-    "InferenceConfig",
-    "JobqueueConfig",
-    "MLIPConfig",
-    "SelectionConfig",
-    "Section",
-    "SurfaceSpec",
-    "SurrogateConfig",
-    "SystemConfig",
-    "TrainingConfig",
-    "WorkflowConfig",
-    "check_element",
-    "resolve_path",
-]
 
 
 class InferenceConfig(Section):

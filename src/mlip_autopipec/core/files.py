@@ -19,13 +19,19 @@ def write_atomically(path: Path, text: str) -> Path:
     return path
 
 
+class UnsafeFolderError(OSError):
+    """A folder to be emptied (or its parent) is a symbolic link."""
+
+
 def fresh_folder(folder: Path) -> Path:
     """An empty `folder`: whatever an earlier, killed run left there is removed first.
 
-    A symbolic link is never followed to delete what it points at; it is refused.
+    A symbolic link (the folder or its parent) is never followed to delete what it points
+    at; it is refused with UnsafeFolderError.
     """
-    if folder.is_symlink():
-        raise OSError(f"{folder} is a symbolic link; refusing to clean it")
+    for path in (folder.parent, folder):
+        if path.is_symlink():
+            raise UnsafeFolderError(f"{path} is a symbolic link; refusing to clean it")
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)

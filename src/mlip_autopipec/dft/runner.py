@@ -11,6 +11,7 @@ from typing import Any
 from ase import Atoms
 
 from mlip_autopipec.config import DFTConfig
+from mlip_autopipec.core.files import UnsafeFolderError, fresh_folder
 from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executable, run_process
 from mlip_autopipec.dft.inputs import OUTDIR, PREFIX, Restart, SCFParameters, write_pw_input
 from mlip_autopipec.dft.parser import PwResult, parse_pw_output
@@ -120,7 +121,7 @@ class QERunner:
         The folder is emptied first, so nothing (a CRASH file above all) survives from a run
         that was killed earlier; only the outdir moves between attempts, never a CRASH.
         """
-        _fresh_folder(run_dir)
+        fresh_folder(run_dir)
         restart = _take_restart_files(previous, run_dir, restart)
         (run_dir / INPUT_NAME).write_text(write_pw_input(atoms, self.dft, scf, restart).text)
         returncode, wall = run_process(
@@ -139,20 +140,6 @@ class QERunner:
             killed_after=scf.timeout if returncode is None else None,
         )
         return AttemptRun(result, returncode, wall, restart)
-
-
-class UnsafeRunFolderError(RuntimeError):
-    """A run folder (or the structure's folder above it) is a symbolic link."""
-
-
-def _fresh_folder(run_dir: Path) -> None:
-    """An empty `run_dir`; never follows a symbolic link out of the campaign to delete."""
-    for folder in (run_dir.parent, run_dir):
-        if folder.is_symlink():
-            raise UnsafeRunFolderError(f"{folder} is a symbolic link; refusing to clean it")
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
 
 
 def _read(path: Path, limit: int | None) -> str:
@@ -208,7 +195,7 @@ def label_structure(
             wanted = correction.restart if correction and restart else Restart.SCRATCH
             try:
                 run = runner.run(atoms, run_dir, scf, wanted, previous)
-            except UnsafeRunFolderError as error:
+            except UnsafeFolderError as error:
                 return _failed(outcome, str(error), "unsafe_run_folder")
             _remove_outdir(previous)
             outcome.attempts.append(_record(number, run_dir, scf, run, previous))

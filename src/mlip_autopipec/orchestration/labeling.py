@@ -137,14 +137,16 @@ def _write_submission_note(folder: Path) -> None:
 
 def fresh_results(database: DatabaseManager, batch: list[Any]) -> list[Any]:
     """Drop results for rows that are no longer `labeling` (another copy stored them first)."""
+    labeling = set(database.ids(**{keys.STATUS: keys.LABELING}))
     fresh = []
     for result in batch:
         row_id = int(result.item[0]) if isinstance(result, TaskFailure) else result.row_id
-        status = database.get(row_id).status
-        if status == keys.LABELING:
+        if row_id in labeling:
             fresh.append(result)
         else:
-            logger.warning("dropped a late result for structure %d: it is %s", row_id, status)
+            logger.warning(
+                "dropped a late result for structure %d: it is no longer labeling", row_id
+            )
     return fresh
 
 

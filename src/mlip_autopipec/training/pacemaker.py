@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlip_autopipec.config import TrainingConfig
+from mlip_autopipec.core.files import fresh_folder
 from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executable, run_process
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.training.dataset import TEST, TRAIN, DatasetBuilder, LabeledStructure
@@ -165,7 +166,7 @@ class PacemakerWrapper:
         """Fit on the train structures, test on the test ones; results land in target_dir."""
         if target_dir.exists():
             raise TrainingError(f"{target_dir} exists already; it holds a finished fit")
-        staging = _fresh_folder(staging_folder(target_dir))
+        staging = fresh_folder(staging_folder(target_dir))
         start = self._prepare(structures, builder, staging, previous)
         fit_seconds = self._run_pacemaker(staging)
         if previous is not None and start.mode != "scratch":
@@ -206,7 +207,7 @@ class PacemakerWrapper:
             ratio,
             before,
         )
-        scratch = _fresh_folder(staging.with_name(staging.name + SCRATCH_SUFFIX))
+        scratch = fresh_folder(staging.with_name(staging.name + SCRATCH_SUFFIX))
         scratch_start = self._prepare(structures, builder, scratch, None)
         seconds += self._run_pacemaker(scratch)
         scratch_loss = _final_loss(scratch)
@@ -325,13 +326,6 @@ class PacemakerWrapper:
             reference_energies=dict(builder.reference_energies),
             potential_section=potential_section(self.training, self.elements),
         )
-
-
-def _fresh_folder(folder: Path) -> Path:
-    if folder.exists():
-        shutil.rmtree(folder)  # left by a run that crashed or was killed
-    folder.mkdir(parents=True)
-    return folder
 
 
 def _final_loss(staging: Path) -> float:
