@@ -1,176 +1,379 @@
-"""Data efficiency of the active-learning loop vs random picks from the same generators.
+"""Does active learning beat random picking? Learning curves side by side, in one run.
 
-One run, side by side, with real pw.x, pacemaker and gamma:
-  1. a held-out set of Si MD snapshots (CHGNet Langevin MD at 300-1500 K on 8- and 16-atom
-     cells), labeled with the same DFT settings as the campaign;
-  2. (a) the active-learning loop (`WorkflowManager`) on the bundled example settings;
-  3. (b) for the same cumulative DFT budgets, structures drawn at random from the same
-     generators, labeled and fitted with the same training settings;
-then prints both learning curves (held-out force RMSE vs DFT calculations) and how many DFT
-calculations random picking needs to reach the loop's final RMSE (linear interpolation).
+With the bundled example's DFT and training settings (examples/si/config.yaml), real pw.x,
+pacemaker and CHGNet:
 
-    .venv/bin/python benchmarks/active_learning.py [--iterations 3] [--holdout 12]
+  held-out set   made here, independent of the generators: CHGNet Langevin MD snapshots of
+                 bulk Si from 300 K to well above melting, vacancy cells at temperature and
+                 hot surface slabs of two orientations, labeled with pw.x (>= 30 frames);
+  (a) maxvol     the loop (`WorkflowManager`) with selection.method maxvol;
+  (b) fps        the same loop with selection.method fps (iteration 0 is shared with (a)
+                 when both start with FPS: it is run once and copied);
+  (c) random     random picks from the same generators (filters and surrogate pre-screen
+                 included): one pool is labeled once and subsampled for every seed, and each
+                 budget is trained the way the loop trains (same split rule, up-fit from the
+                 previous budget's potential).
+  iteration 0    the first potential from `initial_method` fps (the loops' iteration 0),
+                 kmedoids (one extra campaign) and random (the seeds' first budget).
 
-Takes about 20-40 minutes on 2 cores. Not part of the test suite.
+Prints held-out force RMSE against DFT calls and DFT CPU-seconds for each arm and the ratio
+"DFT calls random needs to reach the loop's final error / the loop's DFT calls".
+
+    .venv/bin/python benchmarks/active_learning.py [--work DIR] [--batch 12] [--iterations 4]
+
+Every stage keeps its results in --work (default /tmp/mlip-autopipe-al-benchmark) and a rerun
+reuses them, so an interrupted benchmark continues where it stopped. About an hour on 2 cores.
+Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import logging
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ase.io
 import numpy as np
 import yaml
 from ase import Atoms, units
 from ase.build import bulk
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import thermalize_momenta
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
-from mlip_autopipec.generation import StructureBuilder
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.generation.transforms import slab
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.exploration import run_exploration
 from mlip_autopipec.orchestration.labeling import label_selected
 from mlip_autopipec.orchestration.training import finished_fits, train_iteration
 from mlip_autopipec.orchestration.workflow import WorkflowManager
+from mlip_autopipec.training.pacemaker import TrainingResult
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "si" / "config.yaml"
+HOLDOUT_FILE = "holdout.extxyz"
+POOL_FILE = "random_pool.extxyz"
 
 
-def campaign(root: Path, name: str, iterations: int) -> MLIPConfig:
+# --- configs -------------------------------------------------------------------------------
+
+
+def write_config(root: Path, name: str, **changes: Any) -> MLIPConfig:
+    """The example config with its work_dir under `root/name` and dotted keys changed."""
     data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     data["workflow"]["work_dir"] = str(root / name)
-    data["workflow"]["max_iterations"] = iterations
-    data["workflow"]["target_force_rmse"] = 1e-6  # never stop early: compare full curves
+    data["workflow"]["target_force_rmse"] = 1e-6  # never stop early: compare whole curves
+    data["workflow"]["max_extrapolative_fraction"] = 0.0
+    if "validation" in MLIPConfig.model_fields:  # the physical validation is not compared here
+        data.setdefault("validation", {})["enabled"] = False
+    for dotted, value in changes.items():
+        section = data
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[leaf] = value
+    data["dft"]["pseudo_dir"] = str((EXAMPLE.parent / data["dft"]["pseudo_dir"]).resolve())
     path = root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     return load_config(path)
 
 
-def md_snapshots(count: int, seed: int = 7) -> list[Atoms]:
-    """Snapshots of CHGNet MD at 300, 900 and 1500 K: a held-out set unlike the training picks."""
+# --- held-out set --------------------------------------------------------------------------
+
+
+def _md_snapshots(start: Atoms, temperature: float, count: int, seed: int) -> list[Atoms]:
     from chgnet.model.dynamics import CHGNetCalculator
 
-    calculator = CHGNetCalculator(use_device="cpu")
-    snapshots = []
-    cells = [(1, 1, 1), (2, 1, 1)]
-    temperatures = [300.0, 900.0, 1500.0]
+    atoms = start.copy()
+    atoms.calc = CHGNetCalculator(use_device="cpu")
     rng = np.random.default_rng(seed)
-    for index in range(count):
-        atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(cells[index % 2])
-        atoms.calc = calculator
-        temperature = temperatures[index % 3]
-        thermalize_momenta(atoms, temperature, rng=rng)
-        Langevin(atoms, 2 * units.fs, temperature_K=temperature, friction=0.02 / units.fs,
-                 fixcm=False, rng=rng).run(40 + 10 * index)  # fmt: skip
+    thermalize_momenta(atoms, temperature, rng=rng)
+    Stationary(atoms)
+    dynamics = Langevin(atoms, 2 * units.fs, temperature_K=temperature,
+                        friction=0.02 / units.fs, fixcm=False, rng=rng)  # fmt: skip
+    snapshots = []
+    for _ in range(count):
+        dynamics.run(60)
         snapshot = atoms.copy()
         snapshot.calc = None
         snapshots.append(snapshot)
     return snapshots
 
 
-def label_structures(config: MLIPConfig, structures: list[Atoms], origin: str) -> list[Atoms]:
-    database = open_database(config)
-    database.add_structures(structures, keys.SELECTED, 0, origin)
-    label_selected(config)
-    return [r.atoms for r in database.select(**{keys.STATUS: keys.LABELED, keys.ORIGIN: origin})]
+def holdout_structures() -> list[tuple[str, Atoms]]:
+    """36 frames: bulk 300-3000 K (liquid above ~1700 K), vacancies, (100) and (110) slabs."""
+    conventional = bulk("Si", "diamond", a=5.43, cubic=True)
+    primitive = bulk("Si", "diamond", a=5.43)
+    vacancy = conventional.copy()
+    del vacancy[3]
+    vacancy16 = conventional.repeat((2, 1, 1))
+    del vacancy16[5]
+    plans: list[tuple[str, Atoms, list[float], int]] = [
+        ("bulk", conventional, [300, 900, 1500], 2),
+        ("liquid", conventional, [2200, 3000], 2),
+        ("bulk", conventional.repeat((2, 1, 1)), [600, 1200], 2),
+        ("liquid", conventional.repeat((2, 1, 1)), [2500], 2),
+        ("vacancy", vacancy, [600, 1200, 1800], 2),
+        ("vacancy", vacancy16, [900], 2),
+        ("surface", slab(primitive, (1, 0, 0), 4, 6.0), [300, 1200], 2),
+        ("surface", slab(primitive, (1, 1, 0), 4, 6.0), [600, 1500], 2),
+    ]
+    frames = []
+    for index, (kind, start, temperatures, count) in enumerate(plans):
+        for number, temperature in enumerate(temperatures):
+            for atoms in _md_snapshots(start, temperature, count, seed=100 * index + number):
+                frames.append((f"{kind}:{temperature:g}K", atoms))
+    return frames
 
 
-def force_rmse(potential: Path, structures: list[Atoms]) -> float:
-    """Force RMSE per Cartesian component in meV/Å, as pacemaker reports it."""
-    from pyace import PyACECalculator
+def label_into(config: MLIPConfig, structures: list[Atoms], origins: list[str]) -> list[Atoms]:
+    campaign = Campaign.open(config)
+    campaign.database.add_structures(structures, keys.SELECTED, 0, origins)
+    label_selected(campaign)
+    return labeled_atoms(campaign)
 
-    calculator = PyACECalculator(str(potential))
-    errors = []
+
+def labeled_atoms(campaign: Campaign, **filters: Any) -> list[Atoms]:
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED, **filters})
+    result = []
+    for row in rows:
+        atoms = row.atoms
+        atoms.info.update(
+            origin=row.origin, dft_seconds=row.key_value_pairs.get(keys.DFT_WALL_TIME, 0.0)
+        )
+        result.append(atoms)
+    return result
+
+
+def holdout(root: Path) -> list[Atoms]:
+    path = root / HOLDOUT_FILE
+    if path.is_file():
+        return list(ase.io.read(path, index=":"))
+    print("held-out set: CHGNet MD snapshots, labeled with pw.x ...", flush=True)
+    frames = holdout_structures()
+    config = write_config(root, "holdout")
+    labeled = label_into(config, [a for _, a in frames], [f"holdout:{k}" for k, _ in frames])
+    ase.io.write(path, labeled, format="extxyz")
+    return labeled
+
+
+# --- scoring -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    dft_calls: int
+    dft_seconds: float
+    force_rmse: float  # meV/Å on the held-out set
+    by_kind: dict[str, float]
+
+
+def force_errors(fit: TrainingResult, structures: list[Atoms]) -> dict[str, np.ndarray]:
+    from mlip_autopipec.core.quiet_imports import pyace_calculator
+
+    calculator = pyace_calculator(str(fit.potential))
+    errors: dict[str, list[np.ndarray]] = {}
     for reference in structures:
         atoms = reference.copy()
         atoms.calc = calculator
-        errors.append((atoms.get_forces() - reference.get_forces()).ravel())
-    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)) * 1000)
+        kind = str(reference.info.get("origin", "all")).split(":")[1]
+        errors.setdefault(kind, []).append((atoms.get_forces() - reference.get_forces()).ravel())
+    return {kind: np.concatenate(e) for kind, e in errors.items()}
 
 
-def active_learning_curve(config: MLIPConfig, holdout: list[Atoms]) -> list[tuple[int, float]]:
-    print(f"(a) active learning, {config.workflow.max_iterations} iterations ...", flush=True)
-    WorkflowManager(config).run()
-    database = open_database(config)
-    curve = []
-    for iteration, fit in finished_fits(config):
-        budget = sum(
-            database.count(**{keys.STATUS: keys.LABELED, keys.ITERATION: i})
-            for i in range(iteration + 1)
-        )
-        curve.append((budget, force_rmse(fit.potential, holdout)))
-    return curve
+def score(fit: TrainingResult, structures: list[Atoms], calls: int, seconds: float) -> Point:
+    errors = force_errors(fit, structures)
+    everything = np.concatenate(list(errors.values()))
+    by_kind = {k: float(np.sqrt(np.mean(e**2)) * 1000) for k, e in sorted(errors.items())}
+    return Point(calls, seconds, float(np.sqrt(np.mean(everything**2)) * 1000), by_kind)
 
 
-def random_pool(config: MLIPConfig, iterations: int) -> list[Atoms]:
-    pool = []
-    for iteration in range(iterations + 2):
-        builder = StructureBuilder(config.system, config.exploration.generation, iteration)
-        pool.extend(item.atoms for item in builder.build())
+# --- (a), (b): the loop --------------------------------------------------------------------
+
+
+def dft_cost(campaign: Campaign, up_to_iteration: int) -> tuple[int, float]:
+    """DFT calls (labeled and failed structures) and pw.x seconds spent up to an iteration."""
+    calls, seconds = 0, 0.0
+    for status in (keys.LABELED, keys.FAILED):
+        for row in campaign.database.select(**{keys.STATUS: status}):
+            if row.iteration <= up_to_iteration:
+                calls += 1
+                seconds += float(row.key_value_pairs.get(keys.DFT_WALL_TIME, 0.0))
+    return calls, seconds
+
+
+def loop_curve(config: MLIPConfig, test: list[Atoms]) -> list[Point]:
+    campaign = Campaign.open(config)
+    WorkflowManager(campaign).run()
+    points = []
+    for iteration, fit in finished_fits(campaign):
+        points.append(score(fit, test, *dft_cost(campaign, iteration)))
+    return points
+
+
+def run_loops(root: Path, args: argparse.Namespace, test: list[Atoms]) -> dict[str, list[Point]]:
+    common = {
+        "exploration.selection.n_select": args.batch,
+        "exploration.selection.initial_method": "fps",
+    }
+    first = write_config(root, "maxvol", **common, **{"workflow.max_iterations": 1})
+    print(
+        "(a)+(b) iteration 0, shared by both loops (FPS in CHGNet descriptor space) ...", flush=True
+    )
+    WorkflowManager(Campaign.open(first)).run()
+    curves = {}
+    for method in ("maxvol", "fps"):
+        work = root / method
+        if method != "maxvol" and not work.exists():
+            shutil.copytree(root / "maxvol", work)
+        config = write_config(
+            root, method, **common,
+            **{"exploration.selection.method": method, "workflow.max_iterations": args.iterations},
+        )  # fmt: skip
+        print(f"({method}) the loop, {args.iterations} iterations ...", flush=True)
+        curves[method] = loop_curve(config, test)
+    return curves
+
+
+# --- (c): random picks from the same generators ----------------------------------------------
+
+
+def random_pool(root: Path, args: argparse.Namespace) -> list[Atoms]:
+    """Random draws from the generators of iterations 0, 1, ... after filters and pre-screen."""
+    path = root / POOL_FILE
+    if path.is_file():
+        return list(ase.io.read(path, index=":"))
+    per_iteration = args.pool // args.pool_iterations
+    config = write_config(root, "pool", **{
+        "exploration.selection.method": "random", "exploration.selection.n_select": per_iteration,
+    })  # fmt: skip
+    campaign = Campaign.open(config)
+    for iteration in range(args.pool_iterations):
+        print(f"(c) random pool: generators of iteration {iteration} ...", flush=True)
+        run_exploration(campaign, iteration)
+        label_selected(campaign)
+    pool = labeled_atoms(campaign)
+    ase.io.write(path, pool, format="extxyz")
     return pool
 
 
 def random_curve(
-    config: MLIPConfig, budgets: list[int], holdout: list[Atoms], iterations: int
-) -> list[tuple[int, float]]:
-    print("(b) random picks from the same generators ...", flush=True)
-    pool = random_pool(config, iterations)
-    order = np.random.default_rng(0).permutation(len(pool))
-    database = open_database(config)
-    curve = []
-    for iteration, budget in enumerate(budgets):
-        have = database.count(**{keys.STATUS: keys.LABELED})
-        new = [pool[i] for i in order[have:budget]]
-        database.add_structures(new, keys.SELECTED, iteration, "random")
-        label_selected(config)
-        fit = train_iteration(config, iteration)
-        curve.append(
-            (database.count(**{keys.STATUS: keys.LABELED}), force_rmse(fit.potential, holdout))
-        )  # noqa: E501
-    return curve
+    root: Path, pool: list[Atoms], seed: int, budgets: list[int], test: list[Atoms]
+) -> list[Point]:
+    config = write_config(root, f"random_{seed}")
+    campaign = Campaign.open(config)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    points = []
+    for index, budget in enumerate(b for b in budgets if b <= len(pool)):
+        have = campaign.database.count(**{keys.STATUS: keys.LABELED})
+        picks = [pool[i] for i in order[have:budget]]
+        if picks:
+            campaign.database.add_structures(
+                picks, keys.LABELED, index, [str(a.info["origin"]) for a in picks]
+            )
+        fit = train_iteration(campaign, index)
+        used = [pool[i] for i in order[:budget]]
+        points.append(score(fit, test, budget, sum(float(a.info["dft_seconds"]) for a in used)))
+    return points
 
 
-def dft_needed(curve: list[tuple[int, float]], target: float) -> float | None:
-    """DFT calculations at which the curve first reaches `target` (linear interpolation)."""
-    for (n0, r0), (n1, r1) in zip(curve, curve[1:], strict=False):
-        if r1 <= target < r0:
-            return n0 + (n1 - n0) * (r0 - target) / (r0 - r1)
-    if curve and curve[0][1] <= target:
-        return float(curve[0][0])
+# --- iteration 0 ---------------------------------------------------------------------------
+
+
+def initial_point(root: Path, args: argparse.Namespace, method: str, test: list[Atoms]) -> Point:
+    config = write_config(root, f"initial_{method}", **{
+        "exploration.selection.initial_method": method,
+        "exploration.selection.n_select": args.batch,
+        "workflow.max_iterations": 1,
+    })  # fmt: skip
+    campaign = Campaign.open(config)
+    WorkflowManager(campaign).run()
+    (_, fit), *_ = finished_fits(campaign)
+    return score(fit, test, *dft_cost(campaign, 0))
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def calls_to_reach(curve: list[Point], target: float) -> float | None:
+    """DFT calls at which a curve first reaches `target` (linear interpolation)."""
+    if curve and curve[0].force_rmse <= target:
+        return float(curve[0].dft_calls)
+    for a, b in zip(curve, curve[1:], strict=False):
+        if b.force_rmse <= target < a.force_rmse:
+            return a.dft_calls + (b.dft_calls - a.dft_calls) * (a.force_rmse - target) / (
+                a.force_rmse - b.force_rmse
+            )
     return None
+
+
+def print_curve(name: str, curve: list[Point]) -> None:
+    kinds = sorted({k for p in curve for k in p.by_kind})
+    print(f"\n{name}")
+    print(
+        f"{'DFT calls':>10} {'DFT cpu-s':>10} {'F RMSE':>8}  " + " ".join(f"{k:>8}" for k in kinds)
+    )
+    for p in curve:
+        cells = " ".join(f"{p.by_kind.get(k, float('nan')):>8.1f}" for k in kinds)
+        print(f"{p.dft_calls:>10} {p.dft_seconds:>10.0f} {p.force_rmse:>8.1f}  {cells}")
+
+
+def print_ratio(name: str, loop: list[Point], randoms: list[list[Point]]) -> None:
+    final = loop[-1]
+    needed = [calls_to_reach(curve, final.force_rmse) for curve in randoms]
+    reached = [n for n in needed if n is not None]
+    biggest = max(curve[-1].dft_calls for curve in randoms)
+    text = ", ".join("not reached" if n is None else f"{n:.0f}" for n in needed)
+    print(f"{name}: final {final.force_rmse:.1f} meV/Å after {final.dft_calls} DFT calls; "
+          f"random needs {text} (per seed)")  # fmt: skip
+    if len(reached) == len(needed):
+        print(f"  ratio random/{name} = {np.mean(reached) / final.dft_calls:.2f} "
+              f"(seeds {', '.join(f'{n / final.dft_calls:.2f}' for n in reached)})")  # fmt: skip
+    else:
+        print(f"  ratio random/{name} > {biggest / final.dft_calls:.2f} for the seeds that never "
+              f"reached it within {biggest} calls")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--iterations", type=int, default=3)
-    parser.add_argument("--holdout", type=int, default=12)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mlip-autopipe-al-benchmark"))
+    parser.add_argument("--batch", type=int, default=12, help="DFT calls per loop iteration")
+    parser.add_argument("--iterations", type=int, default=4, help="loop iterations (0..n-1)")
+    parser.add_argument("--pool", type=int, default=72, help="random pool size")
+    parser.add_argument("--pool-iterations", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--stage", choices=["holdout", "pool", "all"], default="all")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        active = campaign(root, "active", args.iterations)
-        random = campaign(root, "random", args.iterations)
-        holdout_config = campaign(root, "holdout", 1)
-        print(
-            f"held-out set: {args.holdout} CHGNet-MD snapshots, labeled with pw.x ...", flush=True
-        )
-        holdout = label_structures(holdout_config, md_snapshots(args.holdout), "holdout")
-        al = active_learning_curve(active, holdout)
-        rnd = random_curve(random, [n for n, _ in al], holdout, args.iterations)
-    print(f"\nheld-out: {len(holdout)} labeled MD snapshots (300-1500 K)")
-    print(f"{'DFT calcs':>10} {'AL F RMSE':>11} {'random F RMSE':>14}   (meV/Å, held-out)")
-    for (n, a), (m, r) in zip(al, rnd, strict=True):
-        print(f"{n:>10} {a:>11.1f} {r:>14.1f}" + ("" if n == m else f"  (random had {m})"))
-    target = al[-1][1]
-    needed = dft_needed(rnd, target)
-    if needed is None:
-        print(f"random picks did not reach the loop's final {target:.1f} meV/Å within "
-              f"{rnd[-1][0]} DFT calculations: ratio > {rnd[-1][0] / al[-1][0]:.2f}")  # fmt: skip
-    else:
-        print(f"DFT calculations to reach {target:.1f} meV/Å: AL {al[-1][0]}, random {needed:.1f}; "
-              f"ratio random/AL = {needed / al[-1][0]:.2f}")  # fmt: skip
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    root = args.work.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    test = holdout(root)
+    if args.stage == "holdout":
+        return
+    pool = random_pool(root, args)
+    if args.stage == "pool":
+        return
+    loops = run_loops(root, args, test)
+    budgets = sorted({args.batch, 2 * args.batch, args.batch * args.iterations, len(pool)})
+    randoms = [random_curve(root, pool, seed, budgets, test) for seed in range(args.seeds)]
+    kmedoids = initial_point(root, args, "kmedoids", test)
+
+    kinds = {str(a.info["origin"]).split(":")[1] for a in test}
+    print(f"\nheld-out: {len(test)} pw.x-labeled frames ({', '.join(sorted(kinds))}); "
+          "force RMSE per component in meV/Å")  # fmt: skip
+    for name, curve in loops.items():
+        print_curve(f"({'a' if name == 'maxvol' else 'b'}) loop, selection {name}", curve)
+    for seed, curve in enumerate(randoms):
+        print_curve(f"(c) random picks, seed {seed}", curve)
+    print("\niteration 0, first potential from", args.batch, "picks:")
+    print(f"  fps {loops['maxvol'][0].force_rmse:.1f}, kmedoids {kmedoids.force_rmse:.1f}, "
+          f"random {', '.join(f'{c[0].force_rmse:.1f}' for c in randoms)} meV/Å")  # fmt: skip
+    print()
+    for name, curve in loops.items():
+        print_ratio(name, curve, randoms)
 
 
 if __name__ == "__main__":

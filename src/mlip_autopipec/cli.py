@@ -103,6 +103,7 @@ def validate(config_path: ConfigArg) -> None:
 def status(config_path: ConfigArg) -> None:
     """Structures per status; per iteration: DFT counts, fit errors, MD extrapolation."""
     from mlip_autopipec.orchestration.campaign import existing_campaign
+    from mlip_autopipec.orchestration.report_validation import validation_lines
     from mlip_autopipec.orchestration.status import iteration_rows, status_rows, stop_reason
 
     campaign = existing_campaign(load_config(config_path))
@@ -114,6 +115,8 @@ def status(config_path: ConfigArg) -> None:
     reason = stop_reason(campaign)
     if reason:
         console.print(Text(f"workflow stopped: {reason}"))
+    for line in validation_lines(campaign):
+        console.print(Text(line), soft_wrap=True)
 
 
 @app.command()
@@ -297,6 +300,24 @@ def infer(
     console.print(
         Text(f"{added} candidate(s) from extrapolative environments in iteration {target}")
     )
+
+
+@app.command("validate-potential")
+def validate_potential(
+    config_path: ConfigArg,
+    iteration: Annotated[
+        int | None, typer.Option(help="Potential of this iteration (default: the newest).")
+    ] = None,
+) -> None:
+    """Compare the potential with DFT (EOS, elastic, vacancy, surface, phonons) and run an MD
+    check; DFT labels go to work_dir/validation/ and are reused by a rerun."""
+    from mlip_autopipec.orchestration.campaign import open_campaign
+    from mlip_autopipec.orchestration.validation import validate_potential as validate_fit
+
+    config = load_config(config_path)
+    with open_campaign(config) as campaign, console.status("validating", spinner="dots"):
+        path = validate_fit(campaign, iteration)
+    console.print(Text(f"wrote {path}; `mlip-autopipe report` shows it"))
 
 
 @app.command()

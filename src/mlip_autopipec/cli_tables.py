@@ -27,8 +27,12 @@ def status_table(title: str, rows: list[tuple[int, dict[str, int]]]) -> Table:
 
 
 def iterations_table(rows: list[IterationRow]) -> Table:
+    """Force RMSEs: train; random test split; error on new data (the previous fit on the
+    structures this iteration labeled, measured before this fit); validation set."""
     table = Table(title="Iterations")
-    for name in ("iter", "labeled", "failed DFT", "train F RMSE", "test F RMSE", "test E RMSE"):
+    columns = ["iter", "labeled", "failed DFT", "train F RMSE", "test-split F RMSE"]
+    columns += ["test-split E RMSE", "new-data F RMSE", "new-data E RMSE", "validation F RMSE"]
+    for name in columns:
         table.add_column(name, justify="right")
     table.add_column("MD engine")
     table.add_column("extrapolative share")
@@ -43,6 +47,9 @@ def iterations_table(rows: list[IterationRow]) -> Table:
             _fmt(r.train_rmse_forces, "meV/Å"),
             _fmt(r.test_rmse_forces, "meV/Å"),
             _fmt(r.test_rmse_energy, "meV/at"),
+            _fmt(r.new_data_rmse_forces, "meV/Å") + (f" ({r.n_new_data})" if r.n_new_data else ""),
+            _fmt(r.new_data_rmse_energy, "meV/at"),
+            _fmt(r.validation_rmse_forces, "meV/Å"),
             r.md_engine or "-",
             shares,
             walls,
@@ -71,7 +78,7 @@ def training_table(result: TrainingResult) -> Table:
     table = Table(title=f"Training: {result.folder.name} ({metrics.start_mode})")
     for column in ("set", "structures", "atoms", "RMSE E (meV/atom)", "RMSE F (meV/Å)"):
         table.add_column(column, justify="left" if column == "set" else "right")
-    for name, summary in (("train", metrics.train), ("test", metrics.test)):
+    for name, summary in (("train", metrics.train), ("test split", metrics.test)):
         if summary is None:
             table.add_row(name, "0", "0", "-", "-")
             continue

@@ -44,7 +44,8 @@ def expected_generated(generation: dict[str, Any]) -> int:
     )
     rattle_kinds = 2 if generation["mc_rattle"] else 1
     rattled = deformed * len(generation["rattle_stdev"]) * generation["rattles_per_structure"]
-    return deformed + rattled * rattle_kinds + supercells * generation["vacancies"]
+    surfaces = len(generation.get("surfaces", []))
+    return deformed + rattled * rattle_kinds + supercells * generation["vacancies"] + surfaces
 
 
 def test_explore_on_the_si_example_writes_the_expected_counts_once(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_explore_on_the_si_example_writes_the_expected_counts_once(tmp_path: Pat
     first = run_exploration(Campaign.open(config), iteration=0)
     selection = first.selection
     assert selection is not None
-    assert first.generated == expected_generated(data["exploration"]["generation"]) == 62
+    assert first.generated == expected_generated(data["exploration"]["generation"]) == 63
     assert first.filtered + first.inserted == first.generated
     assert selection.candidates == first.inserted
     assert selection.selected == selection.selected_in_iteration == 8

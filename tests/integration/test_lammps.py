@@ -30,6 +30,7 @@ from mlip_autopipec.inference.lammps import (
 from mlip_autopipec.inference.lammps_profile import LammpsProfile
 from mlip_autopipec.inference.md_types import MDResult, MDRunSpec, PotentialFiles
 from tests.integration.conftest import TrainedCampaign
+from tests.integration.test_inference import assert_restarted_from_last_trusted
 
 pytestmark = pytest.mark.slow
 RTOL = 1e-6
@@ -46,9 +47,17 @@ def engine(lammps_profile: LammpsProfile) -> MDEngineSpec:
     return MDEngineSpec("lammps", lammps_profile)
 
 
-def md_spec(run_id: str, temperature: float, lower: float, upper: float, steps: int) -> MDRunSpec:
+def md_spec(
+    run_id: str, temperature: float, lower: float, upper: float, steps: int, max_restarts: int = 0
+) -> MDRunSpec:
+    """One segment unless `max_restarts` says otherwise: most tests compare engine semantics."""
     inference = InferenceConfig(
-        steps=steps, gamma_every=5, gamma_lower=lower, gamma_upper=upper, max_frames=100
+        steps=steps,
+        gamma_every=5,
+        gamma_lower=lower,
+        gamma_upper=upper,
+        max_frames=100,
+        max_restarts=max_restarts,
     )
     return MDRunSpec.from_config(inference, run_id, temperature, None, seed=3)
 
@@ -185,6 +194,22 @@ def test_cold_run_finishes_in_both_engines(
     assert len(lammps.max_gamma_per_check) == len(ase.max_gamma_per_check) == 103 // 5 + 1
     # the same start frame, the same potential: the step-0 check agrees
     assert lammps.max_gamma_per_check[0] == pytest.approx(ase.max_gamma_per_check[0], rel=RTOL)
+
+
+def test_a_halted_npt_run_restarts_from_its_last_trusted_frame(
+    engine: MDEngineSpec, potential: PotentialFiles, tmp_path: Path
+) -> None:
+    """Triclinic NPT: the trusted frame comes back rotated into the start orientation, with its
+    own cell, and LAMMPS starts the next segment from exactly that frame."""
+    spec = replace(md_spec("T4000_P1000", 4000.0, 1.5, 4.0, 300, max_restarts=2), pressure=1e3)
+    result = run_md_task(triclinic_cell(), spec, engine, potential, tmp_path)
+    assert_restarted_from_last_trusted(result, spec)
+    trusted = result.segments[0].last_trusted
+    assert trusted is not None
+    assert not np.allclose(trusted.cell[:], triclinic_cell().cell[:])  # NPT moved the box
+    _, _, gamma = pyace_single_point(trusted, potential)
+    np.testing.assert_allclose(trusted.arrays["gamma"], gamma, rtol=RTOL)
+    assert (tmp_path / "T4000_P1000" / "restart_1" / "trusted_checks.dump").is_file()
 
 
 def test_a_run_past_its_timeout_is_killed(

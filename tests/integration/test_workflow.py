@@ -68,6 +68,7 @@ def tiny_campaign(root: Path, max_iterations: int) -> Path:
     }
     data["workflow"] = {"work_dir": "work", "max_iterations": max_iterations}
     data["compute"] = {"n_workers": 2}
+    data["validation"] = {"enabled": False}  # tests/integration/test_validation.py covers it
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "mlip_autopipec"
-STAGES = ("generation", "surrogate", "dft", "training", "inference")
+STAGES = ("generation", "surrogate", "dft", "training", "inference", "validation")
 SHARED = ("mlip_autopipec.config", "mlip_autopipec.core", "mlip_autopipec.errors")
 
 

@@ -24,6 +24,7 @@ from mlip_autopipec.inference.engines import (
 )
 from mlip_autopipec.inference.lammps import (
     first_error,
+    last_frame,
     parse_dump,
     parse_log,
     safe_token,
@@ -90,6 +91,7 @@ def test_npt_input_and_two_species() -> None:
 def test_thresholds_use_at_least_semantics() -> None:
     text = write_lammps_input(spec(), ["Si"])
     assert 'variable dump_skip equal "c_max_pace_gamma < 2"' in text
+    assert 'variable checks_skip equal "c_max_pace_gamma >= 10"' in text  # trusted: below
     assert "halt 10 v_max_pace_gamma >= 10 error soft" in text
 
 
@@ -169,6 +171,29 @@ def test_a_dump_cut_off_by_a_kill_keeps_its_complete_frames() -> None:
     cut = text[: text.rindex("ITEM: ATOMS") + 200]
     frames = parse_dump(cut, ["Si"], "hot", TRICLINIC_START.cell[:])
     assert [f.info["step"] for f in frames] == [40, 45, 50]
+
+
+def test_last_trusted_frame_is_the_last_check_below_upper_in_the_start_orientation() -> None:
+    checks = (HOT / "trusted_checks.dump").read_text()
+    trusted = last_frame(checks, ["Si"], "hot", TRICLINIC_START.cell[:])
+    assert trusted is not None
+    assert trusted.info["step"] == 50  # the run halted at the check of step 55
+    assert trusted.info["max_gamma"] < 4.0
+    # step 50 also reached gamma_lower, so the gamma-triggered dump holds the same frame
+    dumped = parse_dump((HOT / "extrapolative_structures.dump").read_text(), ["Si"], "hot",
+                        TRICLINIC_START.cell[:])  # fmt: skip
+    same = next(frame for frame in dumped if frame.info["step"] == 50)
+    np.testing.assert_allclose(trusted.positions, same.positions, atol=1e-12)
+    np.testing.assert_allclose(trusted.cell[:], same.cell[:], atol=1e-12)
+    np.testing.assert_array_equal(trusted.arrays["gamma"], same.arrays["gamma"])
+
+
+def test_a_finished_run_trusts_its_last_check_and_an_empty_dump_trusts_nothing() -> None:
+    cold_start = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 1, 1))
+    checks = (COLD / "trusted_checks.dump").read_text()
+    trusted = last_frame(checks, ["Si"], "cold", cold_start.cell[:])
+    assert trusted is not None and trusted.info["step"] == 200  # 203 is not a check
+    assert last_frame("", ["Si"], "x", cold_start.cell[:]) is None
 
 
 def test_empty_dump_means_no_frames() -> None:
@@ -301,9 +326,11 @@ def test_runner_turns_a_recorded_run_into_an_md_result(tmp_path: Path) -> None:
     replay = fake_program(
         tmp_path,
         "replay",
-        f'cp "{HOT}/log.lammps" log.lammps\ncp "{HOT}/extrapolative_structures.dump" .\n',
+        f'cp "{HOT}/log.lammps" log.lammps\ncp "{HOT}/extrapolative_structures.dump" .\n'
+        f'cp "{HOT}/trusted_checks.dump" .\n',
     )
     run_spec = replace(spec(), run_id="hot", gamma_every=5, gamma_lower=1.5, max_frames=3)
+    run_spec = replace(run_spec, max_restarts=0)  # a replay cannot follow a restart
     result = run_md_task(
         TRICLINIC_START, run_spec, lammps_engine(replay), potential(tmp_path), tmp_path
     )
@@ -312,6 +339,8 @@ def test_runner_turns_a_recorded_run_into_an_md_result(tmp_path: Path) -> None:
     assert (run_dir / "structure.data").is_file() and (run_dir / "in.lammps").is_file()
     assert result.error is None and result.halted and result.steps_done == 55
     assert [f.info["step"] for f in result.frames] == [40, 45, 50]  # max_frames
+    assert result.last_trusted is not None and result.last_trusted.info["step"] == 50
+    assert len(result.segments) == 1 and result.halts == 1
     assert result.extrapolative_share(1.5) == pytest.approx(4 / 12)
 
 

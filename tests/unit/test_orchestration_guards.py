@@ -8,18 +8,14 @@ from typing import Any
 import pytest
 from ase.build import bulk
 
-from mlip_autopipec.config import config_from_dict
+from mlip_autopipec.config import InferenceConfig, config_from_dict
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.process import ExecutableNotFoundError
 from mlip_autopipec.generation import SURFACE
 from mlip_autopipec.inference.extraction import EXTRACT_ORIGIN
-from mlip_autopipec.inference.planning import (
-    NoStartStructureError,
-    StartCandidate,
-    start_structures,
-)
+from mlip_autopipec.inference.planning import NoStartStructureError, StartCandidate, plan_md
 from mlip_autopipec.orchestration.campaign import Campaign
-from mlip_autopipec.orchestration.inference import NON_BULK_ORIGINS
+from mlip_autopipec.orchestration.inference import START_KINDS_BY_ORIGIN
 from mlip_autopipec.orchestration.labeling import label_selected
 from mlip_autopipec.orchestration.summaries import (
     ExtractSummary,
@@ -40,29 +36,24 @@ def test_missing_pw_x_fails_fast_and_leaves_rows_selected(
     assert [r.status for r in campaign.database.select()] == [keys.SELECTED]
 
 
-def test_md_never_starts_from_cut_out_environments_or_slabs() -> None:
+def test_md_never_starts_from_cut_out_environments_and_slabs_get_nvt_only() -> None:
     box = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2))
     cell = bulk("Si", "diamond", a=5.43, cubic=True)
-    assert {EXTRACT_ORIGIN, SURFACE} <= NON_BULK_ORIGINS
-    cut_out = [StartCandidate(box, EXTRACT_ORIGIN, -1.0), StartCandidate(box, SURFACE, -1.0)]
-    with pytest.raises(NoStartStructureError, match="no labeled bulk structure"):
-        start_structures(cut_out, 2, NON_BULK_ORIGINS)
-    starts = start_structures(
-        [*cut_out, StartCandidate(cell, "builder:strain", -2.0)], 2, NON_BULK_ORIGINS
-    )
-    assert [len(a) for a in starts] == [8, 8]
-
-
-def test_start_structures_prefer_large_then_low_energy_cells() -> None:
-    small, large = bulk("Si", "diamond", a=5.43, cubic=True), bulk("Si").repeat((3, 3, 2))
+    assert START_KINDS_BY_ORIGIN[EXTRACT_ORIGIN] is None
+    assert START_KINDS_BY_ORIGIN[SURFACE] == "surface"
+    inference = InferenceConfig(temperatures=[300.0], pressures=[0.0, 1000.0])
+    with pytest.raises(NoStartStructureError, match="no labeled bulk, vacancy or surface"):
+        plan_md([StartCandidate(box, EXTRACT_ORIGIN, -1.0)], inference, 1, START_KINDS_BY_ORIGIN)
     candidates = [
-        StartCandidate(small, "a", -5.0),
-        StartCandidate(large, "b", -4.0),
-        StartCandidate(small.copy(), "c", -5.5),
+        StartCandidate(box, EXTRACT_ORIGIN, -1.0),
+        StartCandidate(box, SURFACE, -1.0),
+        StartCandidate(cell, "builder:strain", -2.0),
     ]
-    starts = start_structures(candidates, 4, NON_BULK_ORIGINS)
-    assert [len(a) for a in starts] == [36, 8, 8, 36]
-    assert all(a.calc is None for a in starts)
+    runs = plan_md(candidates, inference, 1, START_KINDS_BY_ORIGIN)
+    assert [(len(atoms), spec.start, spec.pressure) for atoms, spec in runs] == [
+        (8, "bulk", 0.0), (8, "bulk", 1000.0), (64, "surface", None)
+    ]  # fmt: skip
+    assert all(atoms.calc is None for atoms, _ in runs)
 
 
 def test_stop_when_nothing_new_survives_selection_or_extraction() -> None:
@@ -80,16 +71,27 @@ def converged_md(**changes: Any) -> InferSummary:
         "fit_test_rmse_forces": 40.0,
         "max_extrapolative_fraction": 0.1,
         "target_force_rmse": 0.05,
+        "judged_rmse_forces": 45.0,
+        "judged_by": "validation-set",
     }
     return InferSummary(**{**values, **changes})
 
 
-def test_convergence_needs_low_share_no_halt_and_low_test_error() -> None:
+def test_convergence_needs_low_share_no_halt_and_low_honest_error() -> None:
     assert "converged at iteration 2" in str(converged_md().stop_reason())
+    assert "validation-set force RMSE" in str(converged_md().stop_reason())
     assert converged_md(halted=1).stop_reason() is None
     assert converged_md(extrapolative_share={"300": 0.2}).stop_reason() is None
-    assert converged_md(fit_test_rmse_forces=60.0).stop_reason() is None
-    assert converged_md(fit_test_rmse_forces=None).stop_reason() is None
+    assert converged_md(judged_rmse_forces=60.0).stop_reason() is None
+    # A low random-test-split error alone is not enough: no honest figure, no convergence.
+    assert converged_md(judged_rmse_forces=None, judged_by=None).stop_reason() is None
+
+
+def test_an_old_infer_summary_without_honest_keys_reads_back() -> None:
+    old = {"runs": 2, "extrapolative_share": {"300": 0.0}, "fit_test_rmse_forces": 40.0}
+    summary = read_summary("infer", 1, {**old, "wall_time": 3.0})
+    assert summary == InferSummary(iteration=1, **old)
+    assert summary.stop_reason() is None
 
 
 def test_summaries_read_back_from_workflow_json_as_written() -> None:

@@ -19,6 +19,7 @@ from mlip_autopipec.config.models import (
     WorkflowConfig,
 )
 from mlip_autopipec.config.training import TrainingConfig
+from mlip_autopipec.config.validation import ValidationConfig
 
 __all__ = [
     "ComputeConfig",
@@ -35,6 +36,7 @@ __all__ = [
     "SurrogateConfig",
     "SystemConfig",
     "TrainingConfig",
+    "ValidationConfig",
     "WorkflowConfig",
     "config_from_dict",
     "load_config",

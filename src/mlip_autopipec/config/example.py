@@ -20,6 +20,8 @@ exploration:
     rattles_per_structure: 1
     mc_rattle: true           # Monte-Carlo rattle that keeps a minimum distance
     vacancies: 1
+    surfaces:
+      - {miller: [1, 1, 1], layers: 4, vacuum: 6.0}   # an 8-atom slab, 6 Å vacuum each side
     filters:
       min_distance_scale: 0.6 # x sum of covalent radii
       max_atoms: 64
@@ -29,7 +31,9 @@ exploration:
     max_force: 20.0           # eV/Å
     max_energy_above_min: 1.0 # eV/atom
   selection:
-    n_select: 8               # farthest point sampling picks per iteration
+    method: maxvol            # iterations >= 1: MaxVol in the ACE basis (or fps, random)
+    initial_method: fps       # iteration 0, before any potential exists (or random, kmedoids)
+    # n_select: 8             # picks per iteration; default: a multiple of the Dask task slots >= 8
 
 dft:
   command: [pw.x]
@@ -38,7 +42,7 @@ dft:
   pseudopotentials: {Si: Si.pbe-rrkj.UPF}
   ecutwfc: 24.0               # Ry
   ecutrho: 96.0               # Ry
-  kspacing: 0.4               # 1/Å including 2π
+  kspacing: 0.6               # 1/Å including 2π; coarse, so the example runs in minutes
   occupations: smearing
   smearing: mv                # Marzari-Vanderbilt
   degauss: 0.02               # Ry
@@ -57,7 +61,7 @@ training:
 
 inference:
   engine: auto                # LAMMPS with ML-PACE if found (lammps_command, PATH), else ASE
-  temperatures: [300, 900, 1500]
+  temperatures: [300, 1000, 1800]   # K; 1800 K is above silicon's melting point
   steps: 300
   timestep: 1.0               # fs
   gamma_lower: 1.5            # keep frames at or above this extrapolation grade
@@ -66,7 +70,7 @@ inference:
 
 workflow:
   work_dir: work
-  max_iterations: 3
+  max_iterations: 4
   target_force_rmse: 0.1      # eV/Å
   max_extrapolative_fraction: 0.05
 

@@ -157,11 +157,33 @@ class SurrogateConfig(Section):
 
 
 class SelectionConfig(Section):
-    n_select: PositiveInt = 8
+    """Which candidates go to DFT, and how many per iteration."""
+
+    method: Literal["maxvol", "fps", "random"] = Field(
+        "maxvol",
+        description="maxvol: D-optimality in the current ACE basis (pace_select conditioned on "
+        "the fit's active set); fps: farthest points in the surrogate's descriptor space; "
+        "random: a seeded random draw.",
+    )
+    initial_method: Literal["fps", "random", "kmedoids"] = Field(
+        "fps",
+        description="Used by maxvol while there is no fit yet (iteration 0): fps, random, or "
+        "kmedoids (one representative per cluster of surrogate descriptors).",
+    )
+    n_select: PositiveInt | None = Field(
+        None,
+        description="Picks per iteration; default: the smallest multiple of the compute "
+        "task slots that is at least 8, so every worker stays busy.",
+    )
+    seed: NonNegativeInt = Field(
+        0,
+        description="Seed of the random draw (mixed with the iteration, so draws differ per "
+        "iteration) and of kmedoids' k-means.",
+    )
     min_distance: NonNegativeFloat = Field(
         0.0,
-        description="Stop picking when the farthest candidate is closer than this to the "
-        "picked and labeled ones (Euclidean, standardized descriptor space).",
+        description="fps only: stop picking when the farthest candidate is closer than this to "
+        "the picked and labeled ones (Euclidean, standardized descriptor space).",
     )
 
 

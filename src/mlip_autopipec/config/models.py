@@ -22,13 +22,16 @@ from mlip_autopipec.config.fields import (
     Bool,
     Float,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     Section,
     resolve_path,
 )
 from mlip_autopipec.config.files import creatable_problem
+from mlip_autopipec.config.labeled_file import labeled_file_problem
 from mlip_autopipec.config.training import TrainingConfig
+from mlip_autopipec.config.validation import ValidationConfig
 
 
 class InferenceConfig(Section):
@@ -53,6 +56,11 @@ class InferenceConfig(Section):
     gamma_upper: PositiveFloat = 10.0
     gamma_every: PositiveInt = 10
     max_frames: PositiveInt = 10
+    max_restarts: NonNegativeInt = Field(
+        3,
+        description="Restarts of a halted MD run from its last trusted frame with fresh "
+        "velocities, within the run's steps; 0: a halt ends the run.",
+    )
     extraction_buffer: NonNegativeFloat = 1.0
     relax_boundary: Bool = Field(
         False, description="Relax the cut-out environment's outer atoms, core fixed."
@@ -81,8 +89,21 @@ class WorkflowConfig(Section):
     max_iterations: PositiveInt = 3
     target_force_rmse: PositiveFloat = Field(0.1, description="eV/Å")
     max_extrapolative_fraction: Float = Field(0.05, ge=0, le=1)
+    validation_set: Path | None = Field(
+        None,
+        description="Labeled structures (extxyz or any file ASE reads, with energy and forces) "
+        "that every fit is scored on and never trained on; its force RMSE then decides "
+        "convergence.",
+    )
 
-    _resolve = field_validator("work_dir", "database", mode="after")(resolve_path)
+    _resolve = field_validator("work_dir", "database", "validation_set", mode="after")(resolve_path)
+
+    @field_validator("validation_set", mode="after")
+    @classmethod
+    def _validation_set_labeled(cls, value: Path | None) -> Path | None:
+        if value is not None and (problem := labeled_file_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
     @property
     def database_path(self) -> Path:
@@ -236,6 +257,13 @@ class ComputeConfig(Section):
         """Warnings for `validate`: settings that are accepted but deserve a look."""
         return self.jobqueue.notes if self.jobqueue is not None else []
 
+    @property
+    def task_slots(self) -> int:
+        """Tasks the cluster runs at once: jobs x tasks per job, or workers x threads."""
+        if self.jobqueue is not None:
+            return self.jobqueue.jobs * self.jobqueue.worker_threads
+        return self.n_workers * self.threads_per_worker
+
 
 class MLIPConfig(Section):
     system: SystemConfig
@@ -245,6 +273,7 @@ class MLIPConfig(Section):
     inference: InferenceConfig = InferenceConfig()
     workflow: WorkflowConfig = WorkflowConfig()
     compute: ComputeConfig = ComputeConfig()
+    validation: ValidationConfig = ValidationConfig()
 
     @field_validator("exploration")
     @classmethod
@@ -269,6 +298,18 @@ class MLIPConfig(Section):
             missing = [el for el in system.elements if el not in value.pseudopotentials]
             if missing:
                 raise ValueError(f"pseudopotentials has no entry for {', '.join(missing)}")
+        return value
+
+    @field_validator("workflow")
+    @classmethod
+    def _validation_set_elements(
+        cls, value: WorkflowConfig, info: ValidationInfo
+    ) -> WorkflowConfig:
+        system = info.data.get("system")
+        if system is not None and value.validation_set is not None:
+            problem = labeled_file_problem(value.validation_set, system.elements)
+            if problem is not None:
+                raise ValueError(f"validation_set: {problem}")
         return value
 
     @field_validator("training")

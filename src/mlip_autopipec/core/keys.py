@@ -16,9 +16,11 @@ STRUCTURE_HASH: Final = "structure_hash"
 SURROGATE_MODEL: Final = "surrogate_model"
 SURROGATE_ENERGY: Final = "surrogate_energy"  # eV/atom predicted by the surrogate
 SURROGATE_MAX_FORCE: Final = "surrogate_max_force"  # eV/Å predicted by the surrogate
-SELECTION_RANK: Final = "selection_rank"  # order of a farthest-point pick within its iteration
+SELECTION_RANK: Final = "selection_rank"  # order of a pick within its iteration
 SELECTION_DISTANCE: Final = "selection_distance"  # its distance to earlier picks / labeled data
 DESCRIPTOR: Final = "descriptor"  # row data: the surrogate's descriptor vector
+SELECTION_METHOD: Final = "selection_method"  # maxvol, fps, random or kmedoids
+SELECTION_GAMMA: Final = "selection_gamma"  # a MaxVol pick's max gamma w.r.t. the old active set
 
 CANDIDATE: Final = "candidate"
 SELECTED: Final = "selected"
@@ -39,3 +41,7 @@ ALLOWED_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     REJECTED: frozenset(),
     LABELED: frozenset(),
 }
+
+# Row data of a cut-out environment: per-atom force weights for training (0 for atoms whose
+# neighbourhood the cut broke, 1 otherwise); rows without it are weighted 1 throughout.
+FORCE_WEIGHTS: Final = "force_weights"

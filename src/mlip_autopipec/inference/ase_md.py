@@ -33,6 +33,15 @@ def per_atom_gamma(atoms: Atoms, gamma_calc: object) -> np.ndarray:
     return np.asarray(probe.calc.results["gamma"], dtype=float)
 
 
+def checked_frame(atoms: Atoms, gamma: np.ndarray, step: int, run_id: str) -> Atoms:
+    """A copy of the MD state at a check: positions and cell, per-atom gamma, step and max."""
+    frame = atoms.copy()
+    frame.calc = None
+    frame.arrays["gamma"] = gamma
+    frame.info.update(step=step, max_gamma=float(gamma.max()), run_id=run_id)
+    return frame
+
+
 def _dynamics(atoms: Atoms, spec: MDRunSpec) -> object:
     timestep = spec.timestep * units.fs
     if spec.pressure is None:
@@ -75,13 +84,10 @@ def run_ase_md(atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir
         result.max_gamma_per_check.append(max_gamma)
         result.steps_done = step
         if max_gamma >= spec.gamma_lower and len(result.frames) < spec.max_frames:
-            frame = atoms.copy()
-            frame.calc = None
-            frame.arrays["gamma"] = gamma
-            frame.info.update(step=step, max_gamma=max_gamma, run_id=spec.run_id)
-            result.frames.append(frame)
+            result.frames.append(checked_frame(atoms, gamma, step, spec.run_id))
         if max_gamma >= spec.gamma_upper:
             raise _Halt(f"max gamma {max_gamma:.2f} >= {spec.gamma_upper} at step {step}")
+        result.last_trusted = checked_frame(atoms, gamma, step, spec.run_id)
         if time.monotonic() > deadline:
             raise TimeoutError(f"MD run {spec.run_id} exceeded {spec.timeout:g} s")
 

@@ -16,6 +16,7 @@ from ase import Atoms
 
 from mlip_autopipec.config import InferenceConfig
 from mlip_autopipec.errors import UserError
+from mlip_autopipec.inference.exploration_md import run_with_restarts
 from mlip_autopipec.inference.lammps_profile import LammpsError, LammpsProfile
 from mlip_autopipec.inference.md_types import MDResult, MDRunner, MDRunSpec, PotentialFiles
 
@@ -94,5 +95,9 @@ def run_md_task(
     potential: PotentialFiles,
     run_root: Path,
 ) -> MDResult:
-    """One MD run on a Dask worker: plain data in, plain data out; never runs `lmp -h`."""
-    return engine_runner(engine)(atoms, potential, spec, Path(run_root) / spec.run_id)
+    """One MD run on a Dask worker: plain data in, plain data out; never runs `lmp -h`.
+
+    A run that halts restarts on this worker from its last trusted frame (`exploration_md`).
+    """
+    runner = engine_runner(engine)
+    return run_with_restarts(runner, atoms, potential, spec, Path(run_root) / spec.run_id)

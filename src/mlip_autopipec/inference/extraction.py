@@ -7,7 +7,7 @@ the cutoff is exactly the original one. Small cells are kept whole instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ class ExtractedEnvironment:
     centre: int  # index of the centre atom in the source frame
     gamma: float
     whole_cell: bool
+    # Per-atom force weights for training (see cut_force_weights); None: every atom weighs 1.
+    force_weights: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def centre_in_environment(self) -> int:
@@ -70,6 +72,15 @@ def cut_environment(atoms: Atoms, centre: int, radius: float, min_distance: floa
     return _remove_boundary_overlaps(environment, min_distance)
 
 
+def cut_force_weights(environment: Atoms, cutoff: float) -> np.ndarray:
+    """1 for atoms within `cutoff` of the centre (atom 0), 0 beyond: the neighbourhood of an
+    outer atom is broken by the cut (missing neighbours, periodic images of the far side), so
+    its DFT force would teach the potential an environment that never occurs in the material.
+    The atoms within the cutoff are the ones the centre's environment is made of."""
+    distances = np.linalg.norm(environment.positions - environment.positions[0], axis=1)
+    return (distances <= cutoff).astype(float)
+
+
 def _remove_boundary_overlaps(environment: Atoms, min_distance: float) -> Atoms:
     centre_position = environment.positions[0]
     while True:
@@ -100,15 +111,12 @@ def extract_environments(
         whole = frame.copy()
         del whole.arrays["gamma"]
         return [ExtractedEnvironment(whole, centres[0], float(gamma[centres[0]]), True)]
-    return [
-        ExtractedEnvironment(
-            cut_environment(frame, centre, radius, min_distance),
-            centre,
-            float(gamma[centre]),
-            False,
-        )
-        for centre in centres
-    ]
+    environments = []
+    for centre in centres:
+        cut = cut_environment(frame, centre, radius, min_distance)
+        weights = cut_force_weights(cut, cutoff)
+        environments.append(ExtractedEnvironment(cut, centre, float(gamma[centre]), False, weights))
+    return environments
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 The input follows pacemaker's recipe: per-atom gamma every N steps through `fix pair`, a dump
 only when max gamma reaches the lower threshold, `fix halt` (soft, so the halting frame is
-still logged and dumped) at the upper one. `pace/extrapolation` needs the B-basis `.yaml`
-with the active set `.asi` (given the `.yace` it stops with "bad conversion").
+still logged and dumped) at the upper one. A second dump keeps every checked frame below the
+upper threshold; its last one is the run's last trusted frame, where a restart begins.
+`pace/extrapolation` needs the B-basis `.yaml` with the active set `.asi` (given the `.yace`
+it stops with "bad conversion").
 Every value written into the input is a number we format or a validated token, so no
 configuration value can smuggle in a LAMMPS command (LAMMPS has `shell`).
 How LAMMPS is launched (executable, extra arguments, the ML-PACE check) is `LammpsProfile`.
@@ -33,6 +35,7 @@ __all__ = ["LammpsError", "LammpsProfile", "LammpsRunner", "make_runner", "write
 INPUT_NAME = "in.lammps"
 DATA_NAME = "structure.data"
 DUMP_NAME = "extrapolative_structures.dump"
+CHECKS_NAME = "trusted_checks.dump"
 LOG_NAME = "log.lammps"
 OUT_NAME = "lammps.out"
 ERR_NAME = "lammps.err"
@@ -109,6 +112,9 @@ def md_commands(spec: MDRunSpec) -> list[str]:
         f'variable dump_skip equal "c_max_pace_gamma < {lower}"',
         f"dump pace_dump all custom {every} {DUMP_NAME} id type x y z f_pace_gamma",
         "dump_modify pace_dump skip v_dump_skip format float %20.15g",
+        f'variable checks_skip equal "c_max_pace_gamma >= {upper}"',
+        f"dump pace_checks all custom {every} {CHECKS_NAME} id type x y z f_pace_gamma",
+        "dump_modify pace_checks skip v_checks_skip format float %20.15g",
         "variable max_pace_gamma equal c_max_pace_gamma",
         f"fix extreme_extrapolation all halt {every} v_max_pace_gamma >= {upper} error soft",
         f"thermo_style custom step temp pe etotal press vol {GAMMA_COLUMN}",
@@ -264,7 +270,16 @@ def read_result(
     result.steps_done, result.halted, result.max_gamma_per_check = parse_log(log, spec.gamma_every)
     frames = parse_dump(_read(run_dir / DUMP_NAME), elements, spec.run_id, start_cell)
     result.frames = frames[: spec.max_frames]
+    result.last_trusted = last_frame(
+        _read(run_dir / CHECKS_NAME), elements, spec.run_id, start_cell
+    )
     return result
+
+
+def last_frame(text: str, elements: list[str], run_id: str, start_cell: np.ndarray) -> Atoms | None:
+    """The last complete snapshot of a dump (the last trusted check), None when there is none."""
+    blocks = dump_blocks(text)
+    return parse_dump(blocks[-1], elements, run_id, start_cell)[0] if blocks else None
 
 
 def _read(path: Path) -> str:

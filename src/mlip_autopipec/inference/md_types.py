@@ -3,8 +3,9 @@
 Plain data shared by every MD engine (`ase`, `lammps`) and sent to Dask workers. The threshold
 semantics are the same for all engines: gamma is evaluated every `gamma_every` steps, starting
 at step 0; a checked frame whose max gamma is at least `gamma_lower` is kept (up to
-`max_frames`); the run stops at the first check whose max gamma is at least `gamma_upper`,
-and that frame is kept too.
+`max_frames`); a segment stops at the first check whose max gamma is at least `gamma_upper`,
+and that frame is kept too. An engine runs one segment; `exploration_md` restarts a halted run
+from its last trusted frame (max gamma below `gamma_upper`) up to `max_restarts` times.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class MDRunSpec:
     gamma_upper: float
     max_frames: int
     timeout: float
+    max_restarts: int = 0
+    start: str = "bulk"  # the kind of structure the run starts from (planning.START_KINDS)
 
     @classmethod
     def from_config(
@@ -51,6 +54,7 @@ class MDRunSpec:
         temperature: float,
         pressure: float | None,
         seed: int,
+        start: str = "bulk",
     ) -> MDRunSpec:
         return cls(
             run_id=run_id,
@@ -64,12 +68,34 @@ class MDRunSpec:
             gamma_upper=inference.gamma_upper,
             max_frames=inference.max_frames,
             timeout=inference.timeout,
+            max_restarts=inference.max_restarts,
+            start=start,
         )
 
 
 @dataclass
+class MDSegment:
+    """One stretch of a run with its own velocities: where it started and what it reached."""
+
+    seed: int
+    first_step: int  # steps of the run before this segment
+    start: Atoms
+    steps_done: int = 0
+    halted: bool = False
+    max_gamma_per_check: list[float] = field(default_factory=list)
+    last_trusted: Atoms | None = None
+    error: str | None = None
+
+
+@dataclass
 class MDResult:
-    """Frames carry per-atom gamma in `atoms.arrays["gamma"]` and their step in `atoms.info`."""
+    """Frames carry per-atom gamma in `atoms.arrays["gamma"]` and their step in `atoms.info`.
+
+    `last_trusted` is the last checked frame whose max gamma stayed below `gamma_upper`
+    (positions, cell, per-atom gamma; step and max_gamma in `info`), None before any such check.
+    A run with restarts has one `MDSegment` per segment; then `steps_done` is their total,
+    `halted` says that some segment halted and `halts` how many did.
+    """
 
     run_id: str
     temperature: float
@@ -78,6 +104,10 @@ class MDResult:
     max_gamma_per_check: list[float] = field(default_factory=list)
     frames: list[Atoms] = field(default_factory=list)
     error: str | None = None
+    last_trusted: Atoms | None = None
+    start: str = "bulk"
+    halts: int = 0
+    segments: list[MDSegment] = field(default_factory=list)
 
     def extrapolative_share(self, gamma_lower: float) -> float:
         """Share of checked steps whose max gamma reached the lower threshold."""

@@ -1,15 +1,29 @@
-"""Which MD runs an iteration makes, and from which labeled structures they start."""
+"""Which MD runs an iteration makes, and from which labeled structures they start.
+
+Every kind of labeled structure that represents the material is a start: bulk cells (strained,
+sheared, rattled, alloyed, perfect, and imported periodic cells), vacancy cells and slabs.
+Each kind gets every temperature x pressure x repeat; slabs get NVT only (NPT would squeeze
+their vacuum). Cut-out environments never start MD: their boundaries are artificial.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config import InferenceConfig
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.inference.md_types import MDRunSpec
+
+BULK = "bulk"
+VACANCY = "vacancy"
+SURFACE = "surface"
+START_KINDS = (BULK, VACANCY, SURFACE)  # also the order in which their runs are planned
+NPT_KINDS = frozenset({BULK, VACANCY})  # fully periodic, no vacuum
 
 
 class NoStartStructureError(UserError):
@@ -25,35 +39,84 @@ class StartCandidate:
     energy_per_atom: float
 
 
-def md_specs(inference: InferenceConfig, iteration: int) -> list[MDRunSpec]:
-    """One run per temperature x pressure x repeat; seeds differ per run and per iteration."""
-    pressures: list[float | None] = list(inference.pressures) if inference.pressures else [None]
-    specs: list[MDRunSpec] = []
+def start_kind(candidate: StartCandidate, kinds_by_origin: Mapping[str, str | None]) -> str | None:
+    """The kind of start a labeled structure is, or None when MD must not start from it.
+
+    Origins listed in `kinds_by_origin` decide (None: never a start). Any other origin is bulk
+    when the cell is fully periodic (builder bulk cells, imported periodic cells); a
+    non-periodic structure of another origin is not used, as nothing says what it is.
+    """
+    if candidate.origin in kinds_by_origin:
+        return kinds_by_origin[candidate.origin]
+    return BULK if bool(candidate.atoms.pbc.all()) else None
+
+
+def plan_md(
+    candidates: Sequence[StartCandidate],
+    inference: InferenceConfig,
+    iteration: int,
+    kinds_by_origin: Mapping[str, str | None],
+) -> list[tuple[Atoms, MDRunSpec]]:
+    """(start structure, run) for every available kind x temperature x pressure x repeat.
+
+    Within a kind the largest cells come first, then the lowest energy per atom, cycling when
+    there are fewer structures than runs.
+    """
+    pools = starts_by_kind(candidates, kinds_by_origin)
+    if not pools:
+        raise NoStartStructureError(
+            "no labeled bulk, vacancy or surface structure to start MD from"
+        )
+    runs = []
+    for kind, pool in pools.items():
+        for index, spec in enumerate(kind_specs(inference, iteration, kind)):
+            runs.append((md_start(pool[index % len(pool)]), spec))
+    return runs
+
+
+def starts_by_kind(
+    candidates: Sequence[StartCandidate], kinds_by_origin: Mapping[str, str | None]
+) -> dict[str, list[StartCandidate]]:
+    """The usable candidates of each kind, in preference order; kinds without any are left out."""
+    pools: dict[str, list[StartCandidate]] = {kind: [] for kind in START_KINDS}
+    for candidate in candidates:
+        kind = start_kind(candidate, kinds_by_origin)
+        if kind is not None:
+            pools.setdefault(kind, []).append(candidate)
+    return {
+        kind: sorted(pool, key=lambda c: (-len(c.atoms), c.energy_per_atom))
+        for kind, pool in pools.items()
+        if pool
+    }
+
+
+def kind_specs(inference: InferenceConfig, iteration: int, kind: str) -> list[MDRunSpec]:
+    """One run per temperature x pressure x repeat for starts of `kind` (slabs: NVT only)."""
+    pressures: list[float | None] = [None]
+    if inference.pressures and kind in NPT_KINDS:
+        pressures = list(inference.pressures)
+    specs = []
     for temperature in inference.temperatures:
         for pressure in pressures:
             for repeat in range(inference.runs_per_temperature):
                 run_id = f"T{temperature:g}" + (f"_P{pressure:g}" if pressure is not None else "")
-                run_id += f"_r{repeat}"
-                seed = 1000 * iteration + len(specs)
-                specs.append(MDRunSpec.from_config(inference, run_id, temperature, pressure, seed))
+                run_id += f"_{kind}_r{repeat}"
+                seed = run_seed(iteration, run_id)
+                specs.append(
+                    MDRunSpec.from_config(inference, run_id, temperature, pressure, seed, kind)
+                )
     return specs
 
 
-def start_structures(
-    candidates: Sequence[StartCandidate], count: int, non_bulk_origins: Collection[str]
-) -> list[Atoms]:
-    """`count` starting cells: largest first, then lowest energy, cycling when there are fewer.
+def run_seed(iteration: int, run_id: str) -> int:
+    """A seed of its own per (iteration, run); the same on every machine and every rerun."""
+    entropy = [iteration, zlib.crc32(run_id.encode())]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
-    Fully periodic cells only, and none whose origin is in `non_bulk_origins` (cut-out
-    environments and slabs have free surfaces that MD would explore instead of the material).
-    """
-    bulk = [c for c in candidates if c.atoms.pbc.all() and c.origin not in non_bulk_origins]
-    if not bulk:
-        raise NoStartStructureError("no labeled bulk structure to start MD from")
-    bulk = sorted(bulk, key=lambda c: (-len(c.atoms), c.energy_per_atom))
-    starts = []
-    for index in range(count):
-        atoms = bulk[index % len(bulk)].atoms.copy()
-        atoms.calc = None
-        starts.append(atoms)
-    return starts
+
+def md_start(candidate: StartCandidate) -> Atoms:
+    """A copy without calculator; slabs run periodic with their vacuum, as pw.x labeled them."""
+    atoms = candidate.atoms.copy()
+    atoms.calc = None
+    atoms.pbc = True
+    return atoms

@@ -102,6 +102,19 @@ class CampaignLayout:
     def report_dir(self) -> Path:
         return self.work_dir / "report"
 
+    @property
+    def errors_root(self) -> Path:
+        return self.work_dir / "errors"
+
+    def new_data_errors_file(self, iteration: int) -> Path:
+        """Errors of the previous fit on the structures labeled since it was trained, measured
+        before fit `iteration` runs."""
+        return self.errors_root / f"iter_{iteration:03d}.json"
+
+    def validation_errors_file(self, iteration: int) -> Path:
+        """Errors of fit `iteration` on workflow.validation_set."""
+        return self.errors_root / f"validation_iter_{iteration:03d}.json"
+
     def iteration_folders(self, root: Path) -> list[tuple[int, Path]]:
         """(iteration, folder) of every `iter_NNN` folder under `root`, by iteration."""
         found = []

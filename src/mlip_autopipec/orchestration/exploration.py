@@ -1,13 +1,19 @@
-"""Phase A wiring: StructureBuilder -> filters -> `candidate` -> surrogate -> FPS -> `selected`.
+"""Phase A wiring: StructureBuilder -> filters -> `candidate` -> surrogate -> selection ->
+`selected`.
+
+Selection is by `exploration.selection.method`: MaxVol in the previous fit's ACE basis
+(D-optimality w.r.t. its active set; `initial_method` while there is no fit), farthest point
+sampling in the surrogate's descriptor space, or a seeded random draw.
 
 Every step is restartable: generation is deterministic and exact duplicates are not stored
 twice; surrogate results are cached on the rows (keys and the descriptor in row data) batch by
-batch; and FPS never picks more than `n_select` per iteration in total.
+batch; and selection never picks more than `n_select` per iteration in total.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +26,14 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
+from mlip_autopipec.inference.selection import select_maxvol
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.summaries import ExploreSummary, PhaseProgress, SelectSummary
+from mlip_autopipec.orchestration.training import latest_fit
 from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, reference_energy
 from mlip_autopipec.surrogate.prescreen import SURROGATE_ERROR
+from mlip_autopipec.surrogate.representative import random_draw, representatives
+from mlip_autopipec.training.pacemaker import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +42,7 @@ ProgressCallback = Callable[[str, int, int], None]
 
 INVALID = "invalid"
 WARM_START_STATUSES = (keys.SELECTED, keys.LABELING, keys.LABELED)
+MIN_DEFAULT_SELECT = 8
 
 
 @dataclass
@@ -44,6 +55,7 @@ class SelectionSummary:
     warm_start: int = 0
     selected: int = 0
     selected_in_iteration: int = 0
+    method: str | None = None
 
     @property
     def prescreened(self) -> int:
@@ -110,6 +122,7 @@ def explore_phase(
         filtered=summary.filtered,
         prescreened_out=selection.prescreened if selection else 0,
         selected=selection.selected_in_iteration if selection else 0,
+        method=selection.method if selection else None,
     )
 
 
@@ -120,7 +133,10 @@ def select_phase(
     # Counted from the database, so a rerun after a kill reports what the phase selected.
     selected = summary.selected_in_iteration
     return SelectSummary(
-        iteration=iteration, prescreened_out=summary.prescreened, selected=selected
+        iteration=iteration,
+        prescreened_out=summary.prescreened,
+        selected=selected,
+        method=summary.method,
     )
 
 
@@ -157,7 +173,7 @@ def _invalid(database: DatabaseManager, item: GeneratedStructure) -> Rejection |
 def select_candidates(
     campaign: Campaign, iteration: int, on_progress: ProgressCallback | None = None
 ) -> SelectionSummary:
-    """Filter, pre-screen and FPS-select among all `candidate` rows of `iteration`, any origin."""
+    """Filter, pre-screen and select among all `candidate` rows of `iteration`, any origin."""
     config, database = campaign.config, campaign.database
     pipeline = SurrogatePipeline(config.exploration, config.system.elements)
     summary = SelectionSummary(iteration)
@@ -168,7 +184,7 @@ def select_candidates(
     _evaluate(database, pipeline, stale, on_progress, summary.prescreened_by_reason)
     summary.evaluated = len(stale)
     survivors = _prescreen(database, pipeline, config, iteration, summary)
-    _select(database, pipeline, config, survivors, summary, on_progress)
+    _select(campaign, pipeline, survivors, summary, on_progress)
     logger.info(
         "iteration %d: %d candidates, %d pre-screened out, %d selected (%d in the iteration)",
         iteration,
@@ -273,33 +289,125 @@ def _reject(
         database.set_status(ids, keys.REJECTED, extra_keys={keys.REASON: reason})
 
 
+def resolve_n_select(config: MLIPConfig) -> int:
+    """`selection.n_select`, or the smallest multiple of the task slots that is >= 8."""
+    chosen = config.exploration.selection.n_select
+    if chosen is not None:
+        return chosen
+    slots = config.compute.task_slots
+    return slots * math.ceil(MIN_DEFAULT_SELECT / slots)
+
+
+@dataclass(frozen=True)
+class Pick:
+    index: int  # in the survivors
+    extra: dict[str, float | int] = field(default_factory=dict)
+
+
 def _select(
-    database: DatabaseManager,
+    campaign: Campaign,
     pipeline: SurrogatePipeline,
-    config: MLIPConfig,
     survivors: Sequence[StructureRecord],
     summary: SelectionSummary,
     on_progress: ProgressCallback | None,
 ) -> None:
-    """FPS among the survivors, far from everything already selected or labeled."""
+    """Up to n_select picks among the survivors, by the configured method; never more than
+    n_select in the iteration however often this runs (reruns continue the count)."""
+    database = campaign.database
     already = database.count(selection=keys.SELECTION_RANK, **{keys.ITERATION: summary.iteration})
-    wanted = config.exploration.selection.n_select - already
+    wanted = resolve_n_select(campaign.config) - already
     summary.selected_in_iteration = already
     if wanted <= 0 or not survivors:
         return
-    known = _warm_start_descriptors(database, pipeline, on_progress)
-    summary.warm_start = len(known)
+    method, fit = _method_and_fit(campaign, summary.iteration)
+    summary.method = method
     _report(on_progress, "selecting", 0, wanted)
-    candidates = np.stack([np.asarray(row.data[keys.DESCRIPTOR]) for row in survivors])
-    result = pipeline.select(candidates, np.stack(known) if known else None, wanted)
-    for rank, (index, distance) in enumerate(zip(result.indices, result.distances, strict=True)):
-        extra: dict[str, float | int] = {keys.SELECTION_RANK: already + rank}
-        if np.isfinite(distance):
-            extra[keys.SELECTION_DISTANCE] = float(distance)
-        database.set_status([survivors[int(index)].id], keys.SELECTED, extra_keys=extra)
-    summary.selected = len(result.indices)
+    if method == "maxvol" and fit is not None:
+        picks = _maxvol_picks(survivors, fit, wanted)
+    elif method == "fps":
+        picks = _fps_picks(database, pipeline, survivors, wanted, summary, on_progress)
+    else:
+        picks = _representative_picks(campaign.config, method, survivors, wanted, summary.iteration)
+    for rank, pick in enumerate(picks):
+        extra = {keys.SELECTION_RANK: already + rank, keys.SELECTION_METHOD: method, **pick.extra}
+        database.set_status([survivors[pick.index].id], keys.SELECTED, extra_keys=extra)
+    summary.selected = len(picks)
     summary.selected_in_iteration = already + summary.selected
     _report(on_progress, "selecting", summary.selected, wanted)
+
+
+def _method_and_fit(campaign: Campaign, iteration: int) -> tuple[str, TrainingResult | None]:
+    """maxvol needs the previous fit's potential and active set; without them, initial_method."""
+    selection = campaign.config.exploration.selection
+    if selection.method != "maxvol":
+        return selection.method, None
+    fit = latest_fit(campaign, before=iteration)
+    if fit is not None and fit.active_set.is_file():
+        return "maxvol", fit
+    if fit is not None:
+        logger.warning(
+            "%s has no active set: selecting by %s", fit.folder, selection.initial_method
+        )
+    return selection.initial_method, None
+
+
+def _maxvol_picks(
+    survivors: Sequence[StructureRecord], fit: TrainingResult, wanted: int
+) -> list[Pick]:
+    atoms = [row.atoms for row in survivors]
+    result = select_maxvol(atoms, fit.potential, fit.active_set, wanted)
+    logger.info(
+        "MaxVol in %s: %d of %d candidates outside the active set, %d picked",
+        fit.folder.name,
+        result.extrapolative,
+        len(survivors),
+        len(result.indices),
+    )
+    return [
+        Pick(index, {keys.SELECTION_GAMMA: gamma})
+        for index, gamma in zip(result.indices, result.gammas, strict=True)
+    ]
+
+
+def _fps_picks(
+    database: DatabaseManager,
+    pipeline: SurrogatePipeline,
+    survivors: Sequence[StructureRecord],
+    wanted: int,
+    summary: SelectionSummary,
+    on_progress: ProgressCallback | None,
+) -> list[Pick]:
+    """Farthest points among the survivors, far from everything already selected or labeled."""
+    known = _warm_start_descriptors(database, pipeline, on_progress)
+    summary.warm_start = len(known)
+    result = pipeline.select(_descriptors(survivors), np.stack(known) if known else None, wanted)
+    return [
+        Pick(
+            int(index), {keys.SELECTION_DISTANCE: float(distance)} if np.isfinite(distance) else {}
+        )
+        for index, distance in zip(result.indices, result.distances, strict=True)
+    ]
+
+
+def _representative_picks(
+    config: MLIPConfig,
+    method: str,
+    survivors: Sequence[StructureRecord],
+    wanted: int,
+    iteration: int,
+) -> list[Pick]:
+    """random: a seeded draw; kmedoids: one per cluster of surrogate descriptors. Neither looks
+    at labeled structures (imports included): they only sample the candidate pool."""
+    seed = config.exploration.selection.seed
+    if method == "random":
+        indices = random_draw(len(survivors), wanted, seed, iteration)
+    else:
+        indices = representatives(_descriptors(survivors), wanted, seed)
+    return [Pick(int(index)) for index in indices]
+
+
+def _descriptors(rows: Sequence[StructureRecord]) -> np.ndarray:
+    return np.stack([np.asarray(row.data[keys.DESCRIPTOR]) for row in rows])
 
 
 def _warm_start_descriptors(

@@ -132,6 +132,8 @@ def export_labeled(campaign: Campaign, out: Path) -> int:
             "iteration": record.iteration,
             "origin": safe_origin(record.origin),
         }
+        if keys.FORCE_WEIGHTS in record.data:  # a cut-out: which forces training used
+            atoms.arrays[keys.FORCE_WEIGHTS] = np.asarray(record.data[keys.FORCE_WEIGHTS], float)
         frames.append(atoms)
     out.parent.mkdir(parents=True, exist_ok=True)
     ase.io.write(out, frames, format="extxyz")

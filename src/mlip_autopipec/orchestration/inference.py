@@ -20,32 +20,39 @@ from ase import Atoms
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import StructureError, validate_structure
 from mlip_autopipec.core.files import write_atomically
-from mlip_autopipec.generation import SURFACE
+from mlip_autopipec.generation.builder import SURFACE, VACANCY
+from mlip_autopipec.inference import planning
 from mlip_autopipec.inference.engines import MDEngineSpec, run_md_task, select_engine
 from mlip_autopipec.inference.extraction import (
     EXTRACT_ORIGIN,
     EmbeddingExtractor,
     ExtractedEnvironment,
 )
-from mlip_autopipec.inference.md_types import MDResult, PotentialFiles
+from mlip_autopipec.inference.md_types import MDResult, MDRunSpec, PotentialFiles
 from mlip_autopipec.inference.novelty import (
     ace_calculator,
     novel_environments,
     relaxed_environments,
 )
-from mlip_autopipec.inference.planning import StartCandidate, md_specs, start_structures
+from mlip_autopipec.inference.planning import StartCandidate, plan_md
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.errors import WorkflowError
+from mlip_autopipec.orchestration.fit_errors import newest_new_data_errors, validation_errors
 from mlip_autopipec.orchestration.summaries import ExtractSummary, InferSummary, PhaseProgress
 from mlip_autopipec.orchestration.task_queue import TaskFailure, campaign_task_queue
-from mlip_autopipec.orchestration.training import latest_fit
+from mlip_autopipec.orchestration.training import finished_fits, latest_fit
 from mlip_autopipec.training.pacemaker import TrainingResult
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "md_summary.json"
 FRAMES_FILE = "extrapolative_frames.extxyz"
-NON_BULK_ORIGINS = frozenset({EXTRACT_ORIGIN, SURFACE})
+# Origins whose start kind is not "bulk"; cut-out environments never start MD (see planning).
+START_KINDS_BY_ORIGIN: dict[str, str | None] = {
+    EXTRACT_ORIGIN: None,
+    VACANCY: planning.VACANCY,
+    SURFACE: planning.SURFACE,
+}
 
 
 @dataclass
@@ -58,6 +65,11 @@ class MDRunStats:
     max_gamma_per_check: list[float]
     n_frames: int
     error: str | None
+    # Optional, so summaries written before restarts existed still load (load_summary).
+    start: str = planning.BULK
+    restarts: int = 0
+    halts: int = 0
+    segment_steps: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -75,7 +87,18 @@ class InferenceSummary:
 
     @property
     def halted(self) -> int:
+        """Runs that reached gamma_upper at least once."""
         return sum(run.halted for run in self.runs)
+
+    @property
+    def restarts(self) -> int:
+        return sum(run.restarts for run in self.runs)
+
+    def runs_by_start(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            counts[run.start] = counts.get(run.start, 0) + 1
+        return counts
 
 
 def potential_files(fit: TrainingResult) -> PotentialFiles:
@@ -107,10 +130,9 @@ def run_inference(
     if (folder / SUMMARY_FILE).is_file():
         return load_summary(folder)
     engine = select_engine(campaign.config.inference)
-    specs = md_specs(campaign.config.inference, iteration)
-    starts = start_structures(start_candidates(campaign), len(specs), NON_BULK_ORIGINS)
+    candidates = start_candidates(campaign)
+    items = plan_md(candidates, campaign.config.inference, iteration, START_KINDS_BY_ORIGIN)
     summary = InferenceSummary(iteration=iteration, potential=str(fit.folder), engine=engine.name)
-    items = list(zip(starts, specs, strict=True))
     outcomes = _run_md(campaign, iteration, engine, items, fit, progress)
     summary.runs = sorted((stats for stats, _ in outcomes), key=lambda r: (r.temperature, r.run_id))
     if all(run.error is not None for run in summary.runs):
@@ -124,7 +146,7 @@ def _run_md(
     campaign: Campaign,
     iteration: int,
     engine: MDEngineSpec,
-    items: list[tuple[Atoms, Any]],
+    items: list[tuple[Atoms, MDRunSpec]],
     fit: TrainingResult,
     progress: PhaseProgress | None,
 ) -> list[tuple[MDRunStats, list[Atoms]]]:
@@ -151,6 +173,7 @@ def infer_phase(
     fit = previous_fit(campaign, iteration)
     summary = run_inference(campaign, iteration, fit, progress)
     workflow = campaign.config.workflow
+    judged, judged_by = honest_force_rmse(campaign, iteration, fit)
     return InferSummary(
         iteration=iteration,
         runs=len(summary.runs),
@@ -163,13 +186,35 @@ def infer_phase(
         fit_test_rmse_forces=fit.metrics.test.rmse_forces if fit.metrics.test else None,
         max_extrapolative_fraction=workflow.max_extrapolative_fraction,
         target_force_rmse=workflow.target_force_rmse,
+        judged_rmse_forces=judged,
+        judged_by=judged_by,
     )
+
+
+def honest_force_rmse(
+    campaign: Campaign, iteration: int, fit: TrainingResult
+) -> tuple[float | None, str | None]:
+    """The force RMSE (meV/Å) convergence is judged on: the validation set's, scored by the
+    potential the MD ran with, when one is configured; else the newest error on new data (in
+    iteration k, fit k-2 on the batch labeled in k-1: conservative). (None, None) if neither."""
+    if campaign.config.workflow.validation_set is not None:
+        fit_iteration = next(n for n, f in finished_fits(campaign) if f.folder == fit.folder)
+        validation = validation_errors(campaign, fit_iteration, fit)
+        if validation is not None:
+            return validation.rmse_forces, "validation-set"
+    newest = newest_new_data_errors(campaign, before=iteration)
+    if newest is None:
+        return None, None
+    measured_in, errors = newest
+    return errors.rmse_forces, f"new-data (measured before fit {measured_in})"
 
 
 def _stats(result: MDResult | TaskFailure, gamma_lower: float) -> tuple[MDRunStats, list[Atoms]]:
     if isinstance(result, TaskFailure):
         _, spec = result.item
-        failed = MDResult(run_id=spec.run_id, temperature=spec.temperature, error=result.error)
+        failed = MDResult(
+            run_id=spec.run_id, temperature=spec.temperature, error=result.error, start=spec.start
+        )
         return _stats(failed, gamma_lower)
     stats = MDRunStats(
         run_id=result.run_id,
@@ -180,6 +225,10 @@ def _stats(result: MDResult | TaskFailure, gamma_lower: float) -> tuple[MDRunSta
         max_gamma_per_check=[round(g, 4) for g in result.max_gamma_per_check],
         n_frames=len(result.frames),
         error=result.error,
+        start=result.start,
+        restarts=max(len(result.segments) - 1, 0),
+        halts=result.halts,
+        segment_steps=[segment.steps_done for segment in result.segments],
     )
     return stats, result.frames
 
@@ -194,8 +243,15 @@ def _save(folder: Path, summary: InferenceSummary, frames: list[Atoms]) -> None:
 
 def load_summary(folder: Path) -> InferenceSummary:
     raw: dict[str, Any] = json.loads((folder / SUMMARY_FILE).read_text())
-    runs = [MDRunStats(**run) for run in raw.pop("runs")]
+    runs = [MDRunStats(**_with_segments(run)) for run in raw.pop("runs")]
     return InferenceSummary(runs=runs, **raw)
+
+
+def _with_segments(run: dict[str, Any]) -> dict[str, Any]:
+    """A run of a summary written before restarts existed was one segment from a bulk cell."""
+    run.setdefault("halts", int(run["halted"]))
+    run.setdefault("segment_steps", [run["steps_done"]])
+    return run
 
 
 def load_frames(folder: Path) -> list[Atoms]:
@@ -232,6 +288,7 @@ def extract_candidates(campaign: Campaign, iteration: int, fit: TrainingResult) 
         iteration,
         EXTRACT_ORIGIN,
         extra_keys=[found[i][1] for i in kept],
+        data=[_training_weights(environments[i]) for i in kept],
     )
     logger.info(
         "iteration %d: %d environments from %d frames, %d new candidates",
@@ -259,6 +316,12 @@ def _provenance(frame: Atoms, env: ExtractedEnvironment, iteration: int) -> dict
         "centre_atom": env.centre,
         "centre_gamma": round(env.gamma, 4),
     }
+
+
+def _training_weights(env: ExtractedEnvironment) -> dict[str, Any]:
+    """Row data that survives labeling: the per-atom force weights of a cut-out environment."""
+    weights = env.force_weights if env.force_weights is not None else np.ones(len(env.atoms))
+    return {keys.FORCE_WEIGHTS: [float(w) for w in weights]}
 
 
 def _is_valid(atoms: Atoms, campaign: Campaign) -> bool:

@@ -14,19 +14,58 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mlip_autopipec.core.files import write_atomically  # noqa: E402
 from mlip_autopipec.orchestration.campaign import Campaign  # noqa: E402
 from mlip_autopipec.orchestration.inference import SUMMARY_FILE, load_summary  # noqa: E402
+from mlip_autopipec.orchestration.report_validation import validation_section  # noqa: E402
 from mlip_autopipec.orchestration.status import IterationRow, iteration_rows, stop_reason  # noqa: E402
 from mlip_autopipec.orchestration.training import finished_fits  # noqa: E402
 
 
+def learning_curve_series(rows: list[IterationRow]) -> dict[str, list[tuple[int, float]]]:
+    """(labeled structures the fit was trained on, force RMSE) per curve. Error on new data is
+    the main one: the fit of iteration k-1 (trained on what was labeled up to k-1) on the batch
+    labeled in iteration k, which it had never seen."""
+    trained_on = {r.iteration: r.total_labeled for r in rows}
+    series: dict[str, list[tuple[int, float]]] = {
+        "error on new data": [],
+        "validation set": [],
+        "test split": [],
+        "train": [],
+    }
+    for r in rows:
+        if r.new_data_rmse_forces is not None and r.iteration - 1 in trained_on:
+            series["error on new data"].append(
+                (trained_on[r.iteration - 1], r.new_data_rmse_forces)
+            )
+        for name, value in (
+            ("validation set", r.validation_rmse_forces),
+            ("test split", r.test_rmse_forces),
+            ("train", r.train_rmse_forces),
+        ):
+            if value is not None:
+                series[name].append((r.total_labeled, value))
+    return {name: points for name, points in series.items() if points}
+
+
+_CURVE_STYLE: dict[str, tuple[str, float]] = {  # format, line width
+    "error on new data": ("o-", 2.5),
+    "validation set": ("s-", 1.5),
+    "test split": ("^--", 1.0),
+    "train": ("v:", 1.0),
+}
+
+
 def learning_curve(rows: list[IterationRow], path: Path) -> Path | None:
-    points = [(r.total_labeled, r.test_rmse_forces) for r in rows if r.test_rmse_forces is not None]
-    if not points:
+    series = learning_curve_series(rows)
+    if not series:
         return None
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.plot([p[0] for p in points], [p[1] for p in points], "o-")
-    axis.set_xlabel("DFT calculations (labeled structures)")
-    axis.set_ylabel("test force RMSE (meV/Å)")
+    for name, points in series.items():
+        fmt, width = _CURVE_STYLE[name]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        axis.plot(xs, ys, fmt, linewidth=width, label=name)
+    axis.set_xlabel("labeled structures the fit was trained on")
+    axis.set_ylabel("force RMSE (meV/Å)")
     axis.set_title("Learning curve")
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -69,7 +108,9 @@ def _table(rows: list[IterationRow]) -> str:
 
     lines = [
         "<table><tr><th>iteration</th><th>labeled</th><th>failed DFT</th><th>DFT total</th>"
-        "<th>train F RMSE (meV/Å)</th><th>test F RMSE (meV/Å)</th><th>test E RMSE (meV/atom)</th>"
+        "<th>train F RMSE (meV/Å)</th><th>test-split F RMSE (meV/Å)</th>"
+        "<th>test-split E RMSE (meV/atom)</th><th>error on new data F (meV/Å)</th>"
+        "<th>error on new data E (meV/atom)</th><th>validation F RMSE (meV/Å)</th>"
         "<th>extrapolative share</th><th>wall time (s)</th></tr>"
     ]
     for r in rows:
@@ -79,6 +120,8 @@ def _table(rows: list[IterationRow]) -> str:
             f"<tr><td>{r.iteration}</td><td>{r.labeled}</td><td>{r.failed}</td>"
             f"<td>{r.total_labeled}</td><td>{cell(r.train_rmse_forces)}</td>"
             f"<td>{cell(r.test_rmse_forces)}</td><td>{cell(r.test_rmse_energy)}</td>"
+            f"<td>{cell(r.new_data_rmse_forces)}</td><td>{cell(r.new_data_rmse_energy)}</td>"
+            f"<td>{cell(r.validation_rmse_forces)}</td>"
             f"<td>{html.escape(shares)}</td><td>{html.escape(walls)}</td></tr>"
         )
     return "\n".join(lines) + "</table>"
@@ -107,6 +150,7 @@ figure{{display:inline-block;margin:1em}}</style></head><body>
 <p>Work dir: {html.escape(str(config.workflow.work_dir))}<br>Status: {html.escape(reason)}</p>
 {_table(rows)}
 {figures}
+{validation_section(campaign)}
 </body></html>
 """
     return write_atomically(folder / "index.html", page)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.fit_errors import new_data_errors, stored_validation_errors
 from mlip_autopipec.orchestration.state import WorkflowState, phases_of
 from mlip_autopipec.orchestration.summaries import InferSummary
 from mlip_autopipec.orchestration.training import finished_fits
@@ -27,8 +28,14 @@ class IterationRow:
     failed: int = 0
     total_labeled: int = 0
     train_rmse_forces: float | None = None
-    test_rmse_forces: float | None = None
+    test_rmse_forces: float | None = None  # the random test split
     test_rmse_energy: float | None = None
+    # The previous fit on the structures this fit adds ("error on new data"), measured before it.
+    new_data_rmse_forces: float | None = None
+    new_data_rmse_energy: float | None = None
+    n_new_data: int | None = None
+    validation_rmse_forces: float | None = None
+    validation_rmse_energy: float | None = None
     extrapolative_share: dict[str, float] = field(default_factory=dict)
     md_engine: str | None = None
     wall_times: dict[str, float] = field(default_factory=dict)
@@ -54,9 +61,21 @@ def iteration_rows(campaign: Campaign) -> list[IterationRow]:
             if metrics.test is not None:
                 row.test_rmse_forces = metrics.test.rmse_forces
                 row.test_rmse_energy = metrics.test.rmse_energy
+        _add_honest_errors(row, campaign)
         _add_phases(row, state)
         rows.append(row)
     return rows
+
+
+def _add_honest_errors(row: IterationRow, campaign: Campaign) -> None:
+    new = new_data_errors(campaign, row.iteration)
+    if new is not None:
+        row.new_data_rmse_forces, row.new_data_rmse_energy = new.rmse_forces, new.rmse_energy
+        row.n_new_data = new.n_structures
+    validation = stored_validation_errors(campaign, row.iteration)
+    if validation is not None:
+        row.validation_rmse_forces = validation.rmse_forces
+        row.validation_rmse_energy = validation.rmse_energy
 
 
 def _add_phases(row: IterationRow, state: WorkflowState) -> None:

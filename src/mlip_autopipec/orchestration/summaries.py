@@ -49,11 +49,13 @@ class ExploreSummary(_Summary):
     filtered: int = 0
     prescreened_out: int = 0
     selected: int = 0
+    method: str | None = None  # how the picks were chosen: maxvol, fps, random or kmedoids
 
     def describe(self) -> str:
         return (
             f"generated {self.generated}, filtered {self.filtered}, "
             f"pre-screened out {self.prescreened_out}, selected {self.selected}"
+            + (f" by {self.method}" if self.method else "")
         )
 
 
@@ -76,15 +78,29 @@ class TrainSummary(_Summary):
     train_rmse_energy: float | None = None
     train_rmse_forces: float | None = None
     n_train: int = 0
-    test_rmse_energy: float | None = None
-    test_rmse_forces: float | None = None
+    test_rmse_energy: float | None = None  # the random test split (meV/atom)
+    test_rmse_forces: float | None = None  # the random test split (meV/Å)
     n_test: int | None = None
+    # The previous fit on the structures labeled since it was trained, measured before this fit.
+    new_data_rmse_energy: float | None = None
+    new_data_rmse_forces: float | None = None
+    n_new_data: int | None = None
+    # This fit on workflow.validation_set.
+    validation_rmse_energy: float | None = None
+    validation_rmse_forces: float | None = None
+    n_validation: int | None = None
 
     def describe(self) -> str:
-        train = f"train F RMSE {self.train_rmse_forces or 0:.1f} meV/Å on {self.n_train}"
+        parts = [f"train F RMSE {self.train_rmse_forces or 0:.1f} meV/Å on {self.n_train}"]
         if self.test_rmse_forces is None:
-            return f"{train}; no test structure yet"
-        return f"{train}; test F RMSE {self.test_rmse_forces:.1f} meV/Å on {self.n_test}"
+            parts.append("no test-split structure yet")
+        else:
+            parts.append(f"test split {self.test_rmse_forces:.1f} on {self.n_test}")
+        if self.new_data_rmse_forces is not None:
+            parts.append(f"new data {self.new_data_rmse_forces:.1f} on {self.n_new_data}")
+        if self.validation_rmse_forces is not None:
+            parts.append(f"validation {self.validation_rmse_forces:.1f} on {self.n_validation}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -97,9 +113,13 @@ class InferSummary(_Summary):
     errors: int = 0
     extrapolative_share: dict[str, float] = field(default_factory=dict)
     engine: str | None = None
-    fit_test_rmse_forces: float | None = None  # meV/Å, of the potential the MD ran with
+    fit_test_rmse_forces: float | None = None  # meV/Å, test split: shown, not judged on
     max_extrapolative_fraction: float | None = None
     target_force_rmse: float | None = None  # eV/Å
+    # meV/Å: the validation-set force RMSE of the potential the MD ran with, else the newest
+    # error on new data; what convergence is judged on (None: not converged).
+    judged_rmse_forces: float | None = None
+    judged_by: str | None = None
 
     def describe(self) -> str:
         shares = " ".join(f"{t} K {s:.2f}" for t, s in self.extrapolative_share.items())
@@ -114,17 +134,17 @@ class InferSummary(_Summary):
         return (
             f"converged at iteration {self.iteration}: extrapolative share below "
             f"{self.max_extrapolative_fraction} at every temperature and "
-            f"test force RMSE below {self.target_force_rmse} eV/Å"
+            f"{self.judged_by or 'honest'} force RMSE below {self.target_force_rmse} eV/Å"
         )
 
     def _converged(self) -> bool:
         limit, target = self.max_extrapolative_fraction, self.target_force_rmse
-        if limit is None or target is None or self.fit_test_rmse_forces is None:
+        if limit is None or target is None or self.judged_rmse_forces is None:
             return False
         shares = self.extrapolative_share.values()
         if not shares or self.halted or any(share >= limit for share in shares):
             return False
-        return self.fit_test_rmse_forces / 1000 < target
+        return self.judged_rmse_forces / 1000 < target
 
 
 @dataclass(frozen=True)
@@ -149,16 +169,19 @@ class SelectSummary(_Summary):
     iteration: int = 0
     prescreened_out: int = 0
     selected: int = 0
+    method: str | None = None
 
     def describe(self) -> str:
-        return f"pre-screened out {self.prescreened_out}, selected {self.selected}"
+        by = f" by {self.method}" if self.method else ""
+        return f"pre-screened out {self.prescreened_out}, selected {self.selected}{by}"
 
     def stop_reason(self) -> str | None:
         if self.selected:
             return None
+        maxvol = " and grew the potential's active set" if self.method == "maxvol" else ""
         return (
             f"iteration {self.iteration}: no extracted environment survived the filters and "
-            "pre-screening, so there is nothing new to label"
+            f"pre-screening{maxvol}, so there is nothing new to label"
         )
 
 

@@ -2,7 +2,8 @@
 
 The database is read before the fit and written (new split keys) only after the fit succeeded,
 so a crash or a timeout of pacemaker leaves both the database and the previous potential as
-they were.
+they were. Before the fit, the previous potential's error on the new structures is recorded
+(fit_errors.py); after it, the new potential is scored on the validation set.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import logging
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.fit_errors import (
+    new_data_errors,
+    record_new_data_errors,
+    validation_errors,
+)
 from mlip_autopipec.orchestration.summaries import PhaseProgress, TrainSummary
 from mlip_autopipec.training.dataset import (
     DatasetBuilder,
@@ -70,8 +76,13 @@ def train_iteration(campaign: Campaign, iteration: int | None = None) -> Trainin
         for r in records
     ]
     splits, new_splits = decide_splits(entries, config.training.test_fraction)
-    structures = [LabeledStructure(r.id, r.atoms, splits[r.id]) for r in records]
+    structures = [
+        LabeledStructure(r.id, r.atoms, splits[r.id], r.data.get(keys.FORCE_WEIGHTS))
+        for r in records
+    ]
     previous = latest_fit(campaign, before=iteration)
+    if previous is not None:
+        record_new_data_errors(campaign, iteration, structures, previous)
     references = choose_reference_energies(
         config.training.reference_energies,
         previous.metrics.reference_energies if previous is not None else None,
@@ -91,8 +102,10 @@ def train_phase(
     if progress is not None:
         log = staging_folder(campaign.layout.potential_dir(iteration)) / PACEMAKER_LOG
         progress(0, None, f"pacemaker is fitting; its log: {log}")
-    metrics = train_iteration(campaign, iteration).metrics
-    test = metrics.test
+    result = train_iteration(campaign, iteration)
+    metrics, test = result.metrics, result.metrics.test
+    new = new_data_errors(campaign, iteration)
+    validation = validation_errors(campaign, iteration, result)
     return TrainSummary(
         potential=str(campaign.layout.potential_dir(iteration)),
         train_rmse_energy=metrics.train.rmse_energy,
@@ -101,4 +114,10 @@ def train_phase(
         test_rmse_energy=test.rmse_energy if test else None,
         test_rmse_forces=test.rmse_forces if test else None,
         n_test=test.n_structures if test else None,
+        new_data_rmse_energy=new.rmse_energy if new else None,
+        new_data_rmse_forces=new.rmse_forces if new else None,
+        n_new_data=new.n_structures if new else None,
+        validation_rmse_energy=validation.rmse_energy if validation else None,
+        validation_rmse_forces=validation.rmse_forces if validation else None,
+        n_validation=validation.n_structures if validation else None,
     )

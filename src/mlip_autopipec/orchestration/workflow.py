@@ -23,6 +23,7 @@ from mlip_autopipec.orchestration.report import write_report
 from mlip_autopipec.orchestration.state import WorkflowState, phases_of
 from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary
 from mlip_autopipec.orchestration.training import train_phase
+from mlip_autopipec.orchestration.validation import validate_after_run
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class WorkflowManager:
 
     def _stop(self, reason: str) -> str:
         self.state.stop(reason)
+        validate_after_run(self.campaign)  # logs its own failure: the campaign's results stay
         self._write_report()
         return reason
 

@@ -3,6 +3,13 @@
 Everything here works on plain data (Atoms carrying a SinglePointCalculator and the database id);
 it never opens the database. The train/test split is a pure function of a stable key, so a
 structure assigned to the test set stays there in every iteration.
+
+Weights: every structure gets pacemaker's `w_energy` (1.0) and per-atom `w_forces` columns
+(1.0, or 0.0 for the atoms of a cut-out environment whose neighbourhood the cut broke). With
+both columns present pacemaker applies no weighting policy of its own ("Both weighting columns
+... are found" in its log); it divides the energy weights by their sum and the force weights
+by theirs over train+test, so 1.0 everywhere is exactly its default uniform weighting, and
+a zero weight takes an atom's force out of the loss.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from mlip_autopipec.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+WEIGHTS_ENERGY = "w_energy"  # pacemaker's column names (pyace.const)
+WEIGHTS_FORCES = "w_forces"
+
 Split = Literal["train", "test"]
 TRAIN: Split = "train"
 TEST: Split = "test"
@@ -44,6 +54,21 @@ class LabeledStructure:
     row_id: int
     atoms: Atoms
     split: Split = TRAIN
+    force_weights: Sequence[float] | None = None  # per atom; None: 1.0 for every atom
+
+    @property
+    def atom_weights(self) -> np.ndarray:
+        """Per-atom force weights, checked: one finite non-negative value per atom."""
+        if self.force_weights is None:
+            return np.ones(len(self.atoms))
+        weights = np.asarray(self.force_weights, dtype=float)
+        if weights.shape != (len(self.atoms),):
+            raise DatasetError(
+                f"structure {self.row_id}: {weights.size} force weights for {len(self.atoms)} atoms"
+            )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise DatasetError(f"structure {self.row_id}: force weights must be finite and >= 0")
+        return weights
 
     @property
     def label(self) -> Label:
@@ -122,9 +147,11 @@ class DatasetBuilder:
         return energy - sum(self.reference_energies[symbol] for symbol in atoms.symbols)
 
     def to_dataframe(self, structures: Iterable[LabeledStructure]) -> pd.DataFrame:
-        """pacemaker's columns: ase_atoms, energy, forces, energy_corrected (+ name, db_id)."""
+        """pacemaker's columns: ase_atoms, energy, forces, energy_corrected, w_energy, w_forces
+        (+ name, db_id)."""
         rows = [self._row(structure) for structure in structures]
         columns = ["name", "db_id", "ase_atoms", "energy", "forces", "energy_corrected"]
+        columns += [WEIGHTS_ENERGY, WEIGHTS_FORCES]
         return pd.DataFrame(rows, columns=columns)
 
     def _row(self, structure: LabeledStructure) -> dict[str, object]:
@@ -140,6 +167,8 @@ class DatasetBuilder:
             "energy": energy,
             "forces": forces,
             "energy_corrected": self.corrected_energy(atoms, energy),
+            WEIGHTS_ENERGY: 1.0,
+            WEIGHTS_FORCES: structure.atom_weights,
         }
 
     def write_pacemaker(self, structures: Iterable[LabeledStructure], path: Path) -> int:
@@ -168,6 +197,7 @@ class DatasetBuilder:
         if structure.stress is not None:
             results["stress"] = structure.stress
         frame.calc = SinglePointCalculator(frame, **results)
+        frame.arrays["force_weights"] = structure.atom_weights
         frame.info.update(
             {
                 "db_id": structure.row_id,

@@ -134,6 +134,8 @@ def build_input(
     data_section: dict[str, Any] = {
         "filename": data.train,
         "reference_energy": {el: float(e) for el, e in sorted(data.reference_energies.items())},
+        # Our data files carry w_energy/w_forces (see dataset.py); pacemaker must use them.
+        "ignore_weights": False,
     }
     if data.test is not None:
         data_section["test_filename"] = data.test

@@ -8,7 +8,8 @@ on the development machine). POTENTIAL_DIR: a pacemaker fit folder with
 15 functions, 30 BFGS steps on tests/data/si_labeled.extxyz).
 
 Each case is one run of the project's own LammpsRunner; its folder keeps what LAMMPS read and
-wrote (`in.lammps`, `log.lammps`, its stderr `lammps.err`, the dump), without the potential files:
+wrote (`in.lammps`, `log.lammps`, its stderr `lammps.err`, the two dumps), without the potential
+files:
 - hot_npt_triclinic: 16-atom primitive-cell Si supercell (triclinic), 4000 K, NPT at 1000 bar,
   gamma every 5 steps, lower 1.5, upper 4.0: frames dumped, then a soft `fix halt`.
 - cold_nvt: 16-atom cubic cell, 50 K NVT, 203 steps (not a multiple of gamma_every=5, so the
@@ -31,7 +32,13 @@ from mlip_autopipec.inference.lammps_profile import LammpsProfile
 from mlip_autopipec.inference.md_types import MDRunSpec, PotentialFiles
 
 HERE = Path(__file__).resolve().parent
-KEEP = ("in.lammps", "log.lammps", "lammps.err", "extrapolative_structures.dump")
+KEEP = (
+    "in.lammps",
+    "log.lammps",
+    "lammps.err",
+    "extrapolative_structures.dump",
+    "trusted_checks.dump",
+)
 
 
 def spec(run_id: str, temperature: float, pressure: float | None, steps: int) -> MDRunSpec:

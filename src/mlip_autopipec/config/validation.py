@@ -1,0 +1,48 @@
+"""The validation section: which physical properties to compare between the potential and DFT."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from mlip_autopipec.config.fields import Bool, Float, PositiveFloat, PositiveInt, Section
+
+Property = Literal["eos", "elastic", "vacancy", "surface", "phonons", "md"]
+ALL_PROPERTIES: tuple[Property, ...] = ("eos", "elastic", "vacancy", "surface", "phonons", "md")
+
+
+class ValidationConfig(Section):
+    """Potential vs DFT on small cells at the configured lattice constant (see README)."""
+
+    enabled: Bool = Field(
+        True, description="Validate the final potential when `run` stops (a failure is logged)."
+    )
+    properties: list[Property] = Field(
+        default_factory=lambda: list(ALL_PROPERTIES),
+        description="Which of eos, elastic, vacancy, surface, phonons, md to compute.",
+    )
+    eos_points: PositiveInt = Field(7, ge=5, description="Volumes of the E-V curve.")
+    eos_volume_range: Float = Field(
+        0.06, gt=0, le=0.2, description="Volumes span 1 +- this times the reference volume."
+    )
+    elastic_strain: Float = Field(
+        0.01, gt=0, le=0.05, description="Strain of the two (+ and -) strained cells."
+    )
+    vacancy_supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        (2, 2, 2), description="Repeats of the primitive cell for the vacancy."
+    )
+    phonon_supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        (2, 2, 2), description="Repeats of the primitive cell for phonopy's displacements."
+    )
+    phonon_displacement: PositiveFloat = Field(0.01, le=0.1, description="Å")
+    md_steps: PositiveInt = Field(
+        200, description="Steps of the MD at the highest inference temperature (no DFT)."
+    )
+
+    @field_validator("properties")
+    @classmethod
+    def _unique(cls, value: list[Property]) -> list[Property]:
+        if len(set(value)) != len(value):
+            raise ValueError("properties are listed more than once")
+        return value

@@ -1,0 +1,111 @@
+"""Honest errors of a fit, kept as files of the campaign (work_dir/errors/):
+
+- error on new data: before fit k (k >= 1) is trained, fit k-1 predicts the structures labeled
+  since it was trained (rows not in its train/test files). Written once, before pacemaker runs,
+  so a killed or failed fit keeps it and a rerun reuses it instead of measuring again.
+- validation set: every fit scored on workflow.validation_set, which never enters the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mlip_autopipec.core.files import write_atomically
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.training.dataset import LabeledStructure
+from mlip_autopipec.training.evaluation import read_labeled_structures, score, trained_row_ids
+from mlip_autopipec.training.metrics import ErrorSummary
+from mlip_autopipec.training.pacemaker import TEST_DATA, TRAIN_DATA, TrainingResult
+
+logger = logging.getLogger(__name__)
+
+
+def record_new_data_errors(
+    campaign: Campaign,
+    iteration: int,
+    structures: list[LabeledStructure],
+    previous: TrainingResult,
+) -> ErrorSummary | None:
+    """Score `previous` on the structures it was not trained on, once per iteration."""
+    path = campaign.layout.new_data_errors_file(iteration)
+    if path.is_file():
+        logger.info("error on new data of iteration %d already measured: %s", iteration, path)
+        return new_data_errors(campaign, iteration)
+    known = trained_row_ids([previous.folder / TRAIN_DATA, previous.folder / TEST_DATA])
+    new = [s for s in structures if s.row_id not in known]
+    summary = score(previous.potential, new, previous.metrics.reference_energies)
+    record: dict[str, Any] = {
+        "fit": str(previous.folder),
+        "db_ids": [s.row_id for s in new],
+        "errors": asdict(summary) if summary is not None else None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps(record, indent=1))
+    if summary is not None:
+        logger.info(
+            "error on new data (%d structures) of %s: E %.2f meV/atom, F %.1f meV/Å",
+            summary.n_structures,
+            previous.folder.name,
+            summary.rmse_energy,
+            summary.rmse_forces,
+        )
+    return summary
+
+
+def new_data_errors(campaign: Campaign, iteration: int) -> ErrorSummary | None:
+    """What record_new_data_errors measured before fit `iteration`; None if nothing."""
+    path = campaign.layout.new_data_errors_file(iteration)
+    if not path.is_file():
+        return None
+    errors = json.loads(path.read_text()).get("errors")
+    return ErrorSummary(**errors) if errors else None
+
+
+def newest_new_data_errors(campaign: Campaign, before: int) -> tuple[int, ErrorSummary] | None:
+    """(iteration, errors) of the newest error on new data measured before fit `before`."""
+    for iteration in range(before - 1, 0, -1):
+        errors = new_data_errors(campaign, iteration)
+        if errors is not None:
+            return iteration, errors
+    return None
+
+
+def validation_errors(
+    campaign: Campaign, iteration: int, fit: TrainingResult
+) -> ErrorSummary | None:
+    """Errors of fit `iteration` on workflow.validation_set (None when there is none); kept in
+    a file and measured again only when the validation set's content changed."""
+    source = campaign.config.workflow.validation_set
+    if source is None:
+        return None
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    path = campaign.layout.validation_errors_file(iteration)
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("sha256") == digest and stored.get("errors"):
+            return ErrorSummary(**stored["errors"])
+    structures = read_labeled_structures(Path(source))
+    summary = score(fit.potential, structures, fit.metrics.reference_energies)
+    record: dict[str, Any] = {
+        "validation_set": str(source),
+        "sha256": digest,
+        "fit": str(fit.folder),
+        "errors": asdict(summary) if summary is not None else None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps(record, indent=1))
+    return summary
+
+
+def stored_validation_errors(campaign: Campaign, iteration: int) -> ErrorSummary | None:
+    """The validation errors of fit `iteration` as last recorded (for status and the report)."""
+    path = campaign.layout.validation_errors_file(iteration)
+    if not path.is_file():
+        return None
+    errors = json.loads(path.read_text()).get("errors")
+    return ErrorSummary(**errors) if errors else None

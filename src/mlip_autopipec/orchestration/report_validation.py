@@ -1,0 +1,115 @@
+"""The report's "Validation" section, read from work_dir/validation/iter_NNN.json (no compute)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.validation import newest_validation
+
+
+def validation_section(campaign: Campaign) -> str:
+    """An HTML fragment: potential vs DFT table, DFT cost, MD check and the plots."""
+    document = newest_validation(campaign)
+    if document is None:
+        return (
+            "<h2>Validation</h2><p>No validation yet "
+            "(<code>mlip-autopipe validate-potential CONFIG</code>).</p>"
+        )
+    folder = Path(document["folder"])
+    parts = [
+        "<h2>Validation</h2>",
+        f"<p>Potential of iteration {int(document['iteration'])}: "
+        f"{html.escape(str(document['potential']))}. Both sides on the same cells at the "
+        "configured lattice constant; vacancy and surfaces unrelaxed, elastic constants with "
+        "clamped ions.</p>",
+        _table(document["comparisons"]),
+        _notes(document),
+        _cost(document["dft_cost"]),
+        _md(document.get("md")),
+    ]
+    parts.extend(_figure(folder / name) for name in document.get("plots", []))
+    return "\n".join(parts)
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "<table><tr><th>property</th><th>unit</th><th>potential</th><th>DFT</th>"
+        "<th>relative error</th></tr>"
+    ]
+    for row in rows:
+        error = row.get("relative_error")
+        share = "-" if error is None else f"{100 * error:+.1f} %"
+        lines.append(
+            f"<tr><td>{html.escape(row['name'])}</td><td>{html.escape(row['unit'])}</td>"
+            f"<td>{_number(row['potential'], 4)}</td><td>{_number(row['dft'], 4)}</td>"
+            f"<td>{share}</td></tr>"
+        )
+    return "\n".join(lines) + "</table>"
+
+
+def _notes(document: dict[str, Any]) -> str:
+    notes = [
+        f"{side}: {note}"
+        for side in ("potential", "DFT")
+        for note in document.get(f"{side.lower()}_side", {}).get("notes", [])
+    ]
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    return f"<ul>{items}</ul>" if notes else ""
+
+
+def _cost(cost: dict[str, Any]) -> str:
+    return (
+        f"<p>DFT cost: {cost['structures']} structures ({cost['labeled']} labeled, "
+        f"{cost['failed']} failed), {cost['wall_time']:.0f} s of pw.x; "
+        f"{cost['new_calculations']} pw.x labels run by the last validation.</p>"
+    )
+
+
+def _md(md: dict[str, Any] | None) -> str:
+    if not md:
+        return ""
+    verdict = "stays inside its domain" if md["in_domain"] else "leaves its domain"
+    peaks = ", ".join(f"{r:.2f}" for r in md.get("rdf_peaks", [])) or "-"
+    return (
+        f"<p>MD check ({md['atoms']} atoms, {md['temperature']:g} K, {md['steps_done']} of "
+        f"{md['steps']} steps): max gamma {_number(md['max_gamma'])} (gamma_upper "
+        f"{md['gamma_upper']:g}): the potential {verdict}. g(r) peaks at {peaks} Å.</p>"
+    )
+
+
+def _figure(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    caption = html.escape(path.name)
+    return (
+        f'<figure><img src="data:image/png;base64,{encoded}"><figcaption>{caption}'
+        "</figcaption></figure>"
+    )
+
+
+def validation_lines(campaign: Campaign) -> list[str]:
+    """Plain lines for `status`: potential vs DFT per property of the newest validation."""
+    document = newest_validation(campaign)
+    if document is None:
+        return []
+    lines = [f"validation of iteration {int(document['iteration'])} (potential vs DFT):"]
+    for row in document["comparisons"]:
+        error = row.get("relative_error")
+        share = "" if error is None else f" ({100 * error:+.1f} %)"
+        lines.append(
+            f"  {row['name']}: {_number(row['potential'], 4)} vs {_number(row['dft'], 4)} "
+            f"{row['unit']}{share}"
+        )
+    md = document.get("md")
+    if md:
+        lines.append(f"  MD {md['temperature']:g} K: max gamma {_number(md['max_gamma'])}")
+    return lines

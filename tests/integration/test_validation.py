@@ -1,0 +1,135 @@
+"""Physical validation with the real potential (pacemaker fit) and real pw.x on tiny Si cells:
+every property on both sides, the report section, and a rerun that runs no pw.x."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlip_autopipec.cli import app
+from mlip_autopipec.config import MLIPConfig, config_from_dict
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.report import write_report
+from mlip_autopipec.orchestration.validation import validate_potential
+from tests.conftest import write_config
+from tests.integration.conftest import TrainedCampaign, training_config_dict
+
+pytestmark = pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
+pytest.importorskip("phonopy")
+
+# Cheap but real: the campaign's own 20 Ry / coarse-k pw.x settings, 5 E-V points, an 8-atom
+# vacancy cell, the 2-atom cell as phonon supercell (exact at Gamma), one 4-atom slab.
+TINY_VALIDATION = {
+    "eos_points": 5,
+    "vacancy_supercell": [2, 2, 1],
+    "phonon_supercell": [1, 1, 1],
+    "md_steps": 40,
+}
+
+
+def validation_config(root: Path) -> MLIPConfig:
+    data = training_config_dict(root)
+    data["dft"]["timeout"] = 600
+    data["exploration"] = {
+        "generation": {"surfaces": [{"miller": [1, 1, 1], "layers": 2, "vacuum": 4.0}]}
+    }
+    data["inference"] = {"temperatures": [300.0, 600.0], "gamma_every": 10}
+    data["validation"] = TINY_VALIDATION
+    write_config(root, data)
+    return config_from_dict(data, base_dir=root)
+
+
+@pytest.fixture(scope="module")
+def validated(
+    trained_campaign: TrainedCampaign, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[MLIPConfig, dict]:
+    root = tmp_path_factory.mktemp("validated")
+    shutil.copytree(trained_campaign.root / "work", root / "work")
+    config = validation_config(root)
+    path = validate_potential(Campaign.open(config))
+    return config, json.loads(path.read_text())
+
+
+def rows(document: dict) -> dict[str, dict]:
+    return {row["name"]: row for row in document["comparisons"]}
+
+
+def test_every_property_is_computed_on_both_sides(validated: tuple[MLIPConfig, dict]) -> None:
+    _, document = validated
+    table = rows(document)
+    expected = {"a0", "B", "C11 (clamped ions)", "C12 (clamped ions)", "C44 (clamped ions)"}
+    expected |= {"E_vac (unrelaxed)", "gamma_111 (unrelaxed)", "phonon max at G"}
+    assert expected <= set(table)
+    for row in table.values():
+        assert math.isfinite(row["potential"]) and math.isfinite(row["dft"]), row
+        assert math.isfinite(row["relative_error"])
+    # The DFT side is physical even at 12 Ry (the potential, fitted on little data, need not be).
+    assert 5.2 < table["a0"]["dft"] < 5.7
+    assert 50 < table["B"]["dft"] < 130
+    assert table["C11 (clamped ions)"]["dft"] > table["C12 (clamped ions)"]["dft"] > 0
+    assert table["C44 (clamped ions)"]["dft"] > 0
+    assert 2.0 < table["E_vac (unrelaxed)"]["dft"] < 6.0
+    assert 0.5 < table["gamma_111 (unrelaxed)"]["dft"] < 4.0
+    assert 12 < table["phonon max at G"]["dft"] < 19  # Si optical mode, ~15.5 THz
+    assert document["dft_side"]["notes"] == []
+    cost = document["dft_cost"]
+    assert cost["labeled"] == cost["structures"] == cost["new_calculations"] == 11
+    assert cost["failed"] == 0 and cost["wall_time"] > 0
+
+
+def test_md_check_reports_gamma_and_rdf(validated: tuple[MLIPConfig, dict]) -> None:
+    config, document = validated
+    md = document["md"]
+    assert md["temperature"] == 600.0 and md["steps_done"] == 40
+    assert md["max_gamma"] is not None and md["max_gamma"] > 0
+    assert md["in_domain"] == (md["max_gamma"] < config.inference.gamma_upper)
+    assert md["rdf_peaks"] and 2.1 < md["rdf_peaks"][0] < 2.6  # Si-Si bond
+    folder = config.workflow.work_dir / "validation"
+    for name in document["plots"]:
+        assert (folder / name).stat().st_size > 1000
+
+
+def test_validation_never_touches_the_training_database(
+    validated: tuple[MLIPConfig, dict], trained_campaign: TrainedCampaign
+) -> None:
+    config, _ = validated
+    copied = Campaign.open(config).database
+    original = Campaign.open(trained_campaign.config).database
+    assert copied.count() == original.count()
+    assert not (config.workflow.work_dir / "dft").exists()
+
+
+def test_report_shows_validation_and_a_rerun_reuses_the_dft_labels(
+    validated: tuple[MLIPConfig, dict],
+) -> None:
+    config, first = validated
+    attempts = sorted((config.workflow.work_dir / "validation" / "dft").glob("*/sub_*/attempt_*"))
+    config_path = config.workflow.work_dir.parent / "config.yaml"
+    result = CliRunner().invoke(app, ["validate-potential", str(config_path)])
+    assert result.exit_code == 0, result.output
+    again = json.loads(
+        next((config.workflow.work_dir / "validation").glob("iter_*.json")).read_text()
+    )
+    assert again["dft_cost"]["new_calculations"] == 0
+    assert [r["dft"] for r in again["comparisons"]] == [r["dft"] for r in first["comparisons"]]
+    after = sorted((config.workflow.work_dir / "validation" / "dft").glob("*/sub_*/attempt_*"))
+    assert after == attempts
+    page = write_report(Campaign.open(config)).read_text()
+    assert "<h2>Validation</h2>" in page and "C44 (clamped ions)" in page
+    assert "stays inside its domain" in page or "leaves its domain" in page
+    assert page.count("data:image/png") >= 3
+
+
+def test_an_iteration_without_a_potential_is_one_line_error(
+    validated: tuple[MLIPConfig, dict],
+) -> None:
+    config, _ = validated
+    config_path = config.workflow.work_dir.parent / "config.yaml"
+    result = CliRunner().invoke(app, ["validate-potential", str(config_path), "--iteration", "7"])
+    assert result.exit_code == 1
+    assert "iteration 7 has no finished potential" in result.output
