@@ -45,6 +45,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.generation.transforms import slab
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.exploration import run_exploration
@@ -104,7 +105,7 @@ def _md_snapshots(start: Atoms, temperature: float, count: int, seed: int) -> li
 
 
 def holdout_structures() -> list[tuple[str, Atoms]]:
-    """36 frames: bulk 300-3000 K (liquid above ~1700 K), vacancies, (100) and (110) slabs."""
+    """32 frames: bulk 300-3000 K (liquid above ~1700 K), vacancies, two slab orientations."""
     conventional = bulk("Si", "diamond", a=5.43, cubic=True)
     primitive = bulk("Si", "diamond", a=5.43)
     vacancy = conventional.copy()
@@ -177,7 +178,7 @@ def force_errors(fit: TrainingResult, structures: list[Atoms]) -> dict[str, np.n
     calculator = pyace_calculator(str(fit.potential))
     errors: dict[str, list[np.ndarray]] = {}
     for reference in structures:
-        atoms = reference.copy()
+        atoms = as_computed(reference)
         atoms.calc = calculator
         kind = str(reference.info.get("origin", "all")).split(":")[1]
         errors.setdefault(kind, []).append((atoms.get_forces() - reference.get_forces()).ravel())

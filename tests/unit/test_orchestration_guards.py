@@ -15,7 +15,7 @@ from mlip_autopipec.generation import SURFACE
 from mlip_autopipec.inference.extraction import EXTRACT_ORIGIN
 from mlip_autopipec.inference.planning import NoStartStructureError, StartCandidate, plan_md
 from mlip_autopipec.orchestration.campaign import Campaign
-from mlip_autopipec.orchestration.inference import START_KINDS_BY_ORIGIN
+from mlip_autopipec.orchestration.inference import NOTHING_MEASURED, START_KINDS_BY_ORIGIN
 from mlip_autopipec.orchestration.labeling import label_selected
 from mlip_autopipec.orchestration.summaries import (
     ExtractSummary,
@@ -84,7 +84,19 @@ def test_convergence_needs_low_share_no_halt_and_low_honest_error() -> None:
     assert converged_md(extrapolative_share={"300": 0.2}).stop_reason() is None
     assert converged_md(judged_rmse_forces=60.0).stop_reason() is None
     # A low random-test-split error alone is not enough: no honest figure, no convergence.
-    assert converged_md(judged_rmse_forces=None, judged_by=None).stop_reason() is None
+    nothing = converged_md(judged_rmse_forces=None, judged_by=NOTHING_MEASURED)
+    assert nothing.stop_reason() is None
+
+
+def test_an_infer_entry_from_before_honest_errors_keeps_its_verdict_on_resume() -> None:
+    old = converged_md(judged_rmse_forces=None, judged_by=None)
+    assert "converged at iteration 2" in str(old.stop_reason())
+    assert (
+        converged_md(
+            judged_rmse_forces=None, judged_by=None, fit_test_rmse_forces=60.0
+        ).stop_reason()
+        is None
+    )
 
 
 def test_an_old_infer_summary_without_honest_keys_reads_back() -> None:

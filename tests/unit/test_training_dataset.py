@@ -158,3 +158,16 @@ def test_builder_names_the_structure_with_bad_data() -> None:
         builder.to_dataframe([nan])
     with pytest.raises(DatasetError, match="no reference energy for Ge"):
         builder.to_dataframe([_labeled(bulk("Ge"), -200.0, 14)])
+
+
+def test_a_slab_reaches_pacemaker_periodic_like_the_cell_pw_x_computed() -> None:
+    """pacemaker refuses mixed periodicity; pw.x computed the slab with its vacuum, 3D-periodic."""
+    from mlip_autopipec.generation.transforms import slab
+
+    atoms = slab(bulk("Si", "diamond", a=5.43), (1, 1, 1), 4, 6.0)
+    assert atoms.pbc.tolist() == [True, True, False]
+    frame = DatasetBuilder({"Si": 0.0}).to_dataframe([_labeled(atoms, -10.0, 7)])
+    written = frame["ase_atoms"][0]
+    assert written.pbc.all()
+    assert np.allclose(written.cell.array, atoms.cell.array)
+    assert atoms.pbc.tolist() == [True, True, False]  # the stored structure is left as it is

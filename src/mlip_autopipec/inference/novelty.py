@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.quiet_imports import pyace_calculator
 from mlip_autopipec.inference.extraction import ExtractedEnvironment, deduplicate, relax_boundary
 
@@ -27,7 +28,7 @@ def ace_calculator(potential_yaml: str) -> Any:
 
 def projections(atoms: Atoms, calculator: Any) -> np.ndarray:
     """Per-atom ACE projections (B-basis function values): the potential's own descriptor."""
-    probe = atoms.copy()
+    probe = as_computed(atoms)
     probe.calc = calculator
     probe.get_potential_energy()
     return np.asarray(calculator.projections, dtype=float)

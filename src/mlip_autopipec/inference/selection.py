@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.quiet_imports import pyace_logging_untouched
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def select_maxvol(
         from pyace.activelearning import load_active_inverse_set
         from pyace.basis import ACEBBasisSet, BBasisConfiguration
 
+    candidates = [as_computed(atoms) for atoms in candidates]
     basis = ACEBBasisSet(BBasisConfiguration(str(potential)))
     inverse = load_active_inverse_set(str(active_set))
     gammas = max_gamma_per_structure(candidates, basis, inverse)
@@ -112,6 +114,7 @@ def _maxvol_over(
         pd.DataFrame({"ase_atoms": structures}),
         basis,
         extra_A0_projections_dict=compute_A_active_inverse(active_inverse),
+        batch_size_option="none",  # its batch mode writes interim_active_set.asi into the cwd
         gamma_tolerance=gamma_tolerance,
         max_structures=max_count,
         verbose=False,

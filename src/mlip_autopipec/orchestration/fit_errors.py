@@ -38,12 +38,15 @@ def record_new_data_errors(
         return new_data_errors(campaign, iteration)
     known = trained_row_ids([previous.folder / TRAIN_DATA, previous.folder / TEST_DATA])
     new = [s for s in structures if s.row_id not in known]
-    summary = score(previous.potential, new, previous.metrics.reference_energies)
-    record: dict[str, Any] = {
-        "fit": str(previous.folder),
-        "db_ids": [s.row_id for s in new],
-        "errors": asdict(summary) if summary is not None else None,
-    }
+    record: dict[str, Any] = {"fit": str(previous.folder), "db_ids": [s.row_id for s in new]}
+    try:
+        summary = score(previous.potential, new, previous.metrics.reference_energies)
+    except Exception as error:  # a diagnostic: it must never block the fit
+        logger.warning(
+            "could not measure the error on new data of iteration %d: %s", iteration, error
+        )
+        summary, record["error"] = None, f"{type(error).__name__}: {error}"
+    record["errors"] = asdict(summary) if summary is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(record, indent=1))
     if summary is not None:

@@ -191,12 +191,15 @@ def infer_phase(
     )
 
 
+NOTHING_MEASURED = "no honest error measured yet"
+
+
 def honest_force_rmse(
     campaign: Campaign, iteration: int, fit: TrainingResult
 ) -> tuple[float | None, str | None]:
     """The force RMSE (meV/Å) convergence is judged on: the validation set's, scored by the
     potential the MD ran with, when one is configured; else the newest error on new data (in
-    iteration k, fit k-2 on the batch labeled in k-1: conservative). (None, None) if neither."""
+    iteration k, fit k-2 on the batch labeled in k-1: conservative). (None, why) if neither."""
     if campaign.config.workflow.validation_set is not None:
         fit_iteration = next(n for n, f in finished_fits(campaign) if f.folder == fit.folder)
         validation = validation_errors(campaign, fit_iteration, fit)
@@ -204,7 +207,7 @@ def honest_force_rmse(
             return validation.rmse_forces, "validation-set"
     newest = newest_new_data_errors(campaign, before=iteration)
     if newest is None:
-        return None, None
+        return None, NOTHING_MEASURED
     measured_in, errors = newest
     return errors.rmse_forces, f"new-data (measured before fit {measured_in})"
 

@@ -138,13 +138,24 @@ class InferSummary(_Summary):
         )
 
     def _converged(self) -> bool:
-        limit, target = self.max_extrapolative_fraction, self.target_force_rmse
-        if limit is None or target is None or self.judged_rmse_forces is None:
+        limit, target, judged = (
+            self.max_extrapolative_fraction,
+            self.target_force_rmse,
+            self._judged_force_rmse(),
+        )
+        if limit is None or target is None or judged is None:
             return False
         shares = self.extrapolative_share.values()
         if not shares or self.halted or any(share >= limit for share in shares):
             return False
-        return self.judged_rmse_forces / 1000 < target
+        return judged / 1000 < target
+
+    def _judged_force_rmse(self) -> float | None:
+        """The honest figure; an entry written before there was one keeps its old verdict
+        (the test split), so a campaign that converged then is not reopened on resume."""
+        if self.judged_by is None and self.judged_rmse_forces is None:
+            return self.fit_test_rmse_forces
+        return self.judged_rmse_forces
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,18 @@ class SelectSummary(_Summary):
             f"iteration {self.iteration}: no extracted environment survived the filters and "
             f"pre-screening{maxvol}, so there is nothing new to label"
         )
+
+
+@dataclass(frozen=True)
+class ValidateSummary(_Summary):
+    """The final potential vs DFT after the loop stopped (shown like a phase, never stored)."""
+
+    result: str | None = None  # the iter_NNN.json written, None when it failed
+
+    def describe(self) -> str:
+        if self.result is None:
+            return "failed (the campaign's results are kept; see the log)"
+        return f"potential vs DFT in {self.result}"
 
 
 SUMMARY_TYPES: dict[str, type[_Summary]] = {

@@ -230,7 +230,9 @@ def md_check(
     }
 
 
-def validate_after_run(campaign: Campaign) -> Path | None:
+def validate_after_run(
+    campaign: Campaign, on_progress: ProgressCallback | None = None
+) -> Path | None:
     """`run`'s last step: a failed validation is logged and never costs the campaign."""
     if not campaign.config.validation.enabled:
         return None
@@ -238,7 +240,7 @@ def validate_after_run(campaign: Campaign) -> Path | None:
         fit_iteration, _ = choose_fit(campaign, None)
         if result_file(campaign, fit_iteration).is_file():
             return result_file(campaign, fit_iteration)  # validated by an earlier `run`
-        return validate_potential(campaign, fit_iteration)
+        return validate_potential(campaign, fit_iteration, on_progress)
     except Exception as error:  # noqa: BLE001 - the campaign's results must survive any failure
         logger.warning("validation of the final potential failed: %s", error)
         return None

@@ -18,10 +18,10 @@ from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.exploration import explore_phase, select_phase
 from mlip_autopipec.orchestration.inference import extract_phase, infer_phase
-from mlip_autopipec.orchestration.labeling import label_phase
+from mlip_autopipec.orchestration.labeling import LabelingProgress, label_phase
 from mlip_autopipec.orchestration.report import write_report
 from mlip_autopipec.orchestration.state import WorkflowState, phases_of
-from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary
+from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary, ValidateSummary
 from mlip_autopipec.orchestration.training import train_phase
 from mlip_autopipec.orchestration.validation import validate_after_run
 
@@ -91,9 +91,29 @@ class WorkflowManager:
 
     def _stop(self, reason: str) -> str:
         self.state.stop(reason)
-        validate_after_run(self.campaign)  # logs its own failure: the campaign's results stay
+        self._validate()
         self._write_report()
         return reason
+
+    def _validate(self) -> None:
+        """The final potential vs DFT, shown like a phase; a failure is logged, never fatal."""
+        if not self.campaign.config.validation.enabled:
+            return
+        iteration = max(self.state.iterations(), default=0)
+        observer = self.observer
+        if observer is not None:
+            observer.started(iteration, "validate")
+
+        def show(counts: LabelingProgress) -> None:
+            if observer is not None:
+                detail = f"pw.x, {counts.failed} failed, {counts.running} running"
+                observer.advanced(counts.labeled + counts.failed, counts.queued, detail)
+
+        start = time.perf_counter()
+        path = validate_after_run(self.campaign, show)
+        if observer is not None:
+            summary = ValidateSummary(str(path) if path is not None else None)
+            observer.finished(iteration, "validate", summary, time.perf_counter() - start)
 
     def _write_report(self) -> None:
         """work_dir/report/index.html after every iteration; a plot that fails costs no data."""

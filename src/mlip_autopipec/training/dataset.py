@@ -27,6 +27,7 @@ import pandas as pd
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.errors import UserError
 
@@ -89,6 +90,11 @@ class LabeledStructure:
     @property
     def stress(self) -> np.ndarray | None:
         return self.label.stress
+
+
+def periodic(atoms: Atoms) -> np.ndarray:
+    """The periodicity pacemaker is given: the cell as pw.x computed it (slabs included)."""
+    return np.asarray(as_computed(atoms).pbc)
 
 
 def assign_split(key: str, test_fraction: float) -> Split:
@@ -158,7 +164,7 @@ class DatasetBuilder:
         label, atoms = structure.label, structure.atoms
         energy, forces = label.energy, label.forces
         plain = Atoms(
-            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=periodic(atoms)
         )
         return {
             "name": f"row_{structure.row_id}",
@@ -191,7 +197,7 @@ class DatasetBuilder:
     def _extxyz_frame(self, structure: LabeledStructure) -> Atoms:
         atoms = structure.atoms
         frame = Atoms(
-            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=periodic(atoms)
         )
         results: dict[str, object] = {"energy": structure.energy, "forces": structure.forces}
         if structure.stress is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.quiet_imports import pyace_calculator
 from mlip_autopipec.training.dataset import DatasetBuilder, LabeledStructure
 from mlip_autopipec.training.metrics import ErrorSummary, MetricsError
@@ -41,7 +42,7 @@ def score(
     builder = DatasetBuilder(reference_energies)
     energy_errors, force_errors = [], []
     for structure in structures:
-        atoms = structure.atoms.copy()
+        atoms = as_computed(structure.atoms)
         atoms.calc = calculator
         predicted = float(atoms.get_potential_energy())
         reference = builder.corrected_energy(structure.atoms, structure.energy)
