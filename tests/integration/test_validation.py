@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from mlip_autopipec.cli import app
@@ -20,7 +21,6 @@ from tests.conftest import write_config
 from tests.integration.conftest import TrainedCampaign, training_config_dict
 
 pytestmark = pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
-pytest.importorskip("phonopy")
 
 # Cheap but real: the campaign's own 20 Ry / coarse-k pw.x settings, 5 E-V points, an 8-atom
 # vacancy cell, the 2-atom cell as phonon supercell (exact at Gamma), one 4-atom slab.
@@ -133,3 +133,20 @@ def test_an_iteration_without_a_potential_is_one_line_error(
     result = CliRunner().invoke(app, ["validate-potential", str(config_path), "--iteration", "7"])
     assert result.exit_code == 1
     assert "iteration 7 has no finished potential" in result.output
+
+
+def test_changed_dft_settings_never_reuse_the_stored_labels(
+    validated: tuple[MLIPConfig, dict],
+) -> None:
+    config, _ = validated
+    data = yaml.safe_load((config.workflow.work_dir.parent / "config.yaml").read_text())
+    data["dft"]["ecutwfc"] = float(data["dft"]["ecutwfc"]) + 2.0
+    data["workflow"]["work_dir"] = str(config.workflow.work_dir)
+    changed = config.workflow.work_dir.parent / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    before = sorted((config.workflow.work_dir / "validation").rglob("*"))
+    result = CliRunner().invoke(app, ["validate-potential", str(changed)])
+    assert result.exit_code == 1
+    assert "other dft settings (ecutwfc)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted((config.workflow.work_dir / "validation").rglob("*")) == before

@@ -71,6 +71,18 @@ def test_extract_environments_cuts_big_cells_and_keeps_small_ones_whole() -> Non
     assert "gamma" not in whole.atoms.arrays
 
 
+def test_a_thin_slab_is_kept_whole_when_a_cut_would_hold_more_atoms() -> None:
+    """8 atoms, 23 Å along its vacuum axis: a 12 Å cube around a centre holds ~40 images."""
+    from mlip_autopipec.generation.transforms import slab
+
+    frame = slab(bulk("Si", "diamond", a=5.43), (1, 1, 1), 4, 6.0)
+    frame.pbc = True  # as MD runs it
+    frame.arrays["gamma"] = np.array([1, 1, 1, 9.0, 1, 1, 1, 1])
+    assert cut_environment(frame, 3, CUTOFF + 1.0, 1.5).get_global_number_of_atoms() > 8
+    [whole] = extract_environments(frame, 2.0, CUTOFF, 1.0, min_distance=1.5)
+    assert whole.whole_cell and len(whole.atoms) == 8 and whole.force_weights is None
+
+
 def test_nothing_above_threshold_gives_nothing() -> None:
     frame = big_frame()
     frame.arrays["gamma"][:] = 1.0

@@ -171,3 +171,15 @@ def test_force_weights_survive_labeling_and_export(tmp_path: Path) -> None:
     campaign = Campaign(config, database, CampaignLayout(tmp_path / "work"))
     export_labeled(campaign, tmp_path / "out.extxyz")
     assert ase.io.read(tmp_path / "out.extxyz").arrays["force_weights"].tolist() == [1.0, 0.0]
+    # ... and come back with a re-import and in a validation set made from the export
+    from mlip_autopipec.orchestration.importing import import_files
+    from mlip_autopipec.training.evaluation import read_labeled_structures
+
+    other = Campaign(
+        config, DatabaseManager(tmp_path / "other.db", 1.0, ["Si"]), CampaignLayout(tmp_path / "w")
+    )
+    assert import_files(other, [tmp_path / "out.extxyz"], keys.LABELED, 0) == (1, 0)
+    (imported,) = other.database.select(**{keys.STATUS: keys.LABELED})
+    assert imported.data[keys.FORCE_WEIGHTS] == [1.0, 0.0]
+    (scored,) = read_labeled_structures(tmp_path / "out.extxyz")
+    assert list(scored.force_weights or []) == [1.0, 0.0]

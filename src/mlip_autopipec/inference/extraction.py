@@ -101,22 +101,27 @@ def extract_environments(
     min_distance: float,
     merge_radius: float | None = None,
 ) -> list[ExtractedEnvironment]:
-    """One environment per (merged) extrapolative centre; the whole cell when it is small."""
+    """One environment per (merged) extrapolative centre; the whole cell when it is small, or
+    when a cut would hold as many atoms as the cell."""
     gamma = np.asarray(frame.arrays["gamma"], dtype=float)
     radius = cutoff + buffer
     centres = select_centres(frame, gamma, threshold, merge_radius or cutoff)
     if not centres:
         return []
-    if np.all(perpendicular_widths(frame) <= 2 * radius):
+    small = bool(np.all(perpendicular_widths(frame) <= 2 * radius))
+    cuts = [] if small else [cut_environment(frame, c, radius, min_distance) for c in centres]
+    # A cut of a thin cell (a slab, a narrow supercell) can hold more atoms than the cell
+    # itself, periodic images included: DFT on the whole frame is then cheaper and exact.
+    if small or any(len(cut) >= len(frame) for cut in cuts):
         whole = frame.copy()
         del whole.arrays["gamma"]
         return [ExtractedEnvironment(whole, centres[0], float(gamma[centres[0]]), True)]
-    environments = []
-    for centre in centres:
-        cut = cut_environment(frame, centre, radius, min_distance)
-        weights = cut_force_weights(cut, cutoff)
-        environments.append(ExtractedEnvironment(cut, centre, float(gamma[centre]), False, weights))
-    return environments
+    return [
+        ExtractedEnvironment(
+            cut, centre, float(gamma[centre]), False, cut_force_weights(cut, cutoff)
+        )
+        for centre, cut in zip(centres, cuts, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import ase.io
 import numpy as np
@@ -109,6 +110,7 @@ def import_files(
     max_atoms = None if labeled else campaign.config.exploration.generation.filters.max_atoms
     structures: list[Atoms] = []
     origins: list[str] = []
+    data: list[dict[str, Any]] = []
     for path in files:
         origin = safe_origin(f"import:{Path(path).name}")
         for index, atoms in enumerate(read_structures(path)):
@@ -117,9 +119,20 @@ def import_files(
             check_runnable(clean, where, max_atoms)
             structures.append(clean)
             origins.append(origin)
+            data.append(_force_weights(atoms, where) if labeled else {})
     database = campaign.database
-    ids = database.add_structures(structures, status, iteration, origins)
+    ids = database.add_structures(structures, status, iteration, origins, data=data)
     return len(ids), len(structures) - len(ids)
+
+
+def _force_weights(atoms: Atoms, where: str) -> dict[str, Any]:
+    """Per-atom force weights of an exported cut-out, so a re-import trains the same way."""
+    if keys.FORCE_WEIGHTS not in atoms.arrays:
+        return {}
+    weights = np.asarray(atoms.arrays[keys.FORCE_WEIGHTS], dtype=float).reshape(-1)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise StructureImportError(f"{where}: force_weights must be finite and >= 0")
+    return {keys.FORCE_WEIGHTS: weights.tolist()}
 
 
 def export_labeled(campaign: Campaign, out: Path) -> int:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 VALIDATION_FOLDER = "validation"
 VALIDATION_DATABASE = "validation.db"
 ORIGIN = "validation"
+DFT_SETTINGS_FILE = "dft_settings.json"  # the settings the stored DFT labels were made with
 SAME_MESH = ("eos_", "elastic_", "bulk")  # the primitive cells: one k-mesh for them all
 
 
@@ -149,6 +150,7 @@ def label_dft_side(
     same_mesh = [atoms for name, atoms in structures.items() if name.startswith(SAME_MESH)]
     kspacing = common_kspacing(same_mesh, campaign.config.dft.kspacing)
     validation = validation_campaign(campaign, kspacing)
+    check_same_dft_settings(validation)
     database = validation.database
     database.add_structures(list(structures.values()), keys.SELECTED, 0, ORIGIN)
     progress = label_selected(validation, on_progress=on_progress)
@@ -176,6 +178,25 @@ def label_dft_side(
         ),
     )
     return results, cost
+
+
+def check_same_dft_settings(validation: Campaign) -> None:
+    """Stored DFT labels are reused by structure only: refuse them if the settings changed."""
+    path = validation.layout.work_dir / DFT_SETTINGS_FILE
+    settings = json.loads(validation.config.dft.model_dump_json())
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
+        return
+    stored = json.loads(path.read_text())
+    changed = sorted(
+        key for key in settings.keys() | stored.keys() if settings.get(key) != stored.get(key)
+    )
+    if changed:
+        raise ValidationError(
+            f"{validation.layout.work_dir} holds DFT labels made with other dft settings "
+            f"({', '.join(changed)}); move that folder away to validate with the new ones"
+        )
 
 
 def md_check(

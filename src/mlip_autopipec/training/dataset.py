@@ -40,6 +40,8 @@ Split = Literal["train", "test"]
 TRAIN: Split = "train"
 TEST: Split = "test"
 
+FORCE_WEIGHTS_ARRAY = "force_weights"  # per-atom array of extxyz files we write and read
+
 # Changing the salt would move structures between train and test: never change it.
 _SPLIT_SALT = b"mlip-autopipec/split/v1:"
 
@@ -203,7 +205,7 @@ class DatasetBuilder:
         if structure.stress is not None:
             results["stress"] = structure.stress
         frame.calc = SinglePointCalculator(frame, **results)
-        frame.arrays["force_weights"] = structure.atom_weights
+        frame.arrays[FORCE_WEIGHTS_ARRAY] = structure.atom_weights
         frame.info.update(
             {
                 "db_id": structure.row_id,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.quiet_imports import pyace_calculator
-from mlip_autopipec.training.dataset import DatasetBuilder, LabeledStructure
+from mlip_autopipec.training.dataset import FORCE_WEIGHTS_ARRAY, DatasetBuilder, LabeledStructure
 from mlip_autopipec.training.metrics import ErrorSummary, MetricsError
 
 
@@ -67,4 +68,13 @@ def read_labeled_structures(path: Path) -> list[LabeledStructure]:
     import ase.io
 
     frames = ase.io.read(path, index=":")
-    return [LabeledStructure(index, atoms) for index, atoms in enumerate(frames)]
+    return [
+        LabeledStructure(index, atoms, force_weights=_force_weights(atoms))
+        for index, atoms in enumerate(frames)
+    ]
+
+
+def _force_weights(atoms: Any) -> list[float] | None:
+    """The per-atom force weights an exported cut-out carries (None: every atom counts)."""
+    weights = atoms.arrays.get(FORCE_WEIGHTS_ARRAY)
+    return None if weights is None else [float(w) for w in weights]
