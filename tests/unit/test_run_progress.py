@@ -80,10 +80,14 @@ def test_workflow_tells_the_observer_in_order(tmp_path: Path, config_dict: dict[
     )
     assert "nothing new to label" in manager.run()
     names = [event[2] for event in recorder.events if event[0] == "started"]
-    assert names == ["explore", "label", "train", "infer", "extract", "select"]
+    # After the loop stops the final potential is validated, shown like a phase; here there
+    # is no potential, so it fails, is said to have failed, and costs the campaign nothing.
+    assert names == ["explore", "label", "train", "infer", "extract", "select", "validate"]
     select_events = recorder.events[recorder.events.index(("started", 1, "select")) :]
     assert select_events[1:4] == [("advanced", d, 3) for d in (1, 2, 3)]
     assert select_events[4][:3] == ("finished", 1, "select")
+    assert recorder.events[-1][:3] == ("finished", 1, "validate")
+    assert "failed" in recorder.events[-1][3]
 
 
 def test_plain_output_has_no_control_characters_and_few_lines() -> None:

@@ -188,6 +188,8 @@ def infer_phase(
         target_force_rmse=workflow.target_force_rmse,
         judged_rmse_forces=judged,
         judged_by=judged_by,
+        runs_by_start=summary.runs_by_start(),
+        restarts=summary.restarts,
     )
 
 

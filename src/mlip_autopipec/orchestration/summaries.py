@@ -120,11 +120,15 @@ class InferSummary(_Summary):
     # error on new data; what convergence is judged on (None: not converged).
     judged_rmse_forces: float | None = None
     judged_by: str | None = None
+    runs_by_start: dict[str, int] = field(default_factory=dict)  # bulk / vacancy / surface
+    restarts: int = 0  # segments started again from a last trusted frame after a halt
 
     def describe(self) -> str:
         shares = " ".join(f"{t} K {s:.2f}" for t, s in self.extrapolative_share.items())
+        starts = ", ".join(f"{kind} {n}" for kind, n in self.runs_by_start.items())
         return (
-            f"{self.runs} MD runs ({self.engine or 'ase'}), {self.halted} halted at gamma_upper, "
+            f"{self.runs} MD runs ({self.engine or 'ase'}{'; ' + starts if starts else ''}), "
+            f"{self.halted} halted at gamma_upper, {self.restarts} restarts, "
             f"{self.errors} failed; extrapolative share {shares or '-'}"
         )
 
