@@ -225,11 +225,10 @@ def run_loops(root: Path, args: argparse.Namespace, test: list[Atoms]) -> dict[s
         "(a)+(b) iteration 0, shared by both loops (FPS in CHGNet descriptor space) ...", flush=True
     )
     WorkflowManager(Campaign.open(first)).run()
+    if not (root / "fps").exists():  # iteration 0 only: before the maxvol loop goes on
+        shutil.copytree(root / "maxvol", root / "fps")
     curves = {}
     for method in ("maxvol", "fps"):
-        work = root / method
-        if method != "maxvol" and not work.exists():
-            shutil.copytree(root / "maxvol", work)
         config = write_config(
             root, method, **common,
             **{"exploration.selection.method": method, "workflow.max_iterations": args.iterations},
