@@ -28,10 +28,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "si" / "config.yaml
 
 
 def example_dict(work_dir: Path) -> dict[str, Any]:
-    """The example, with farthest point sampling at iteration 0: the warm start tested here."""
     data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     data["workflow"]["work_dir"] = str(work_dir)
-    data["exploration"]["selection"]["initial_method"] = "fps"
     return data
 
 

@@ -23,7 +23,7 @@ def selection_config(config_dict: dict[str, Any], tmp_path: Path, **selection: A
 
 def test_defaults_are_maxvol_after_fps(config_dict: dict[str, Any], tmp_path: Path) -> None:
     selection = selection_config(config_dict, tmp_path).exploration.selection
-    assert (selection.method, selection.initial_method) == ("maxvol", "kmedoids")
+    assert (selection.method, selection.initial_method) == ("maxvol", "fps")
     assert selection.n_select is None and selection.seed == 0
 
 

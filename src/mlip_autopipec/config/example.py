@@ -32,7 +32,7 @@ exploration:
     max_energy_above_min: 1.0 # eV/atom
   selection:
     method: maxvol            # iterations >= 1: MaxVol in the ACE basis (or fps, random)
-    initial_method: kmedoids  # iteration 0, before any potential exists (or fps, random)
+    initial_method: fps       # iteration 0, before any potential exists (or random, kmedoids)
     # n_select: 8             # picks per iteration; default: a multiple of the Dask task slots >= 8
 
 dft:

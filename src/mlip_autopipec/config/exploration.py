@@ -166,10 +166,9 @@ class SelectionConfig(Section):
         "random: a seeded random draw.",
     )
     initial_method: Literal["fps", "random", "kmedoids"] = Field(
-        "kmedoids",
-        description="Used by maxvol while there is no fit yet (iteration 0): kmedoids (one "
-        "representative per k-means cluster of surrogate descriptors; the best first potential "
-        "in benchmarks/active_learning.py), fps or random.",
+        "fps",
+        description="Used by maxvol while there is no fit yet (iteration 0): fps, random, or "
+        "kmedoids (one representative per cluster of surrogate descriptors).",
     )
     n_select: PositiveInt | None = Field(
         None,
