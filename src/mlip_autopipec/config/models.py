@@ -98,13 +98,6 @@ class WorkflowConfig(Section):
 
     _resolve = field_validator("work_dir", "database", "validation_set", mode="after")(resolve_path)
 
-    @field_validator("validation_set", mode="after")
-    @classmethod
-    def _validation_set_labeled(cls, value: Path | None) -> Path | None:
-        if value is not None and (problem := labeled_file_problem(value)) is not None:
-            raise ValueError(problem)
-        return value
-
     @property
     def database_path(self) -> Path:
         return self.database if self.database is not None else self.work_dir / "mlip.db"
@@ -302,12 +295,12 @@ class MLIPConfig(Section):
 
     @field_validator("workflow")
     @classmethod
-    def _validation_set_elements(
-        cls, value: WorkflowConfig, info: ValidationInfo
-    ) -> WorkflowConfig:
+    def _validation_set_labeled(cls, value: WorkflowConfig, info: ValidationInfo) -> WorkflowConfig:
+        """Read once, here, where the elements are known (None when `system` is invalid)."""
         system = info.data.get("system")
-        if system is not None and value.validation_set is not None:
-            problem = labeled_file_problem(value.validation_set, system.elements)
+        if value.validation_set is not None:
+            elements = system.elements if system is not None else None
+            problem = labeled_file_problem(value.validation_set, elements)
             if problem is not None:
                 raise ValueError(f"validation_set: {problem}")
         return value

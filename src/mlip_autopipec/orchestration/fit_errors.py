@@ -62,11 +62,7 @@ def record_new_data_errors(
 
 def new_data_errors(campaign: Campaign, iteration: int) -> ErrorSummary | None:
     """What record_new_data_errors measured before fit `iteration`; None if nothing."""
-    path = campaign.layout.new_data_errors_file(iteration)
-    if not path.is_file():
-        return None
-    errors = json.loads(path.read_text()).get("errors")
-    return ErrorSummary(**errors) if errors else None
+    return _stored_errors(campaign.layout.new_data_errors_file(iteration))
 
 
 def newest_new_data_errors(campaign: Campaign, before: int) -> tuple[int, ErrorSummary] | None:
@@ -107,7 +103,11 @@ def validation_errors(
 
 def stored_validation_errors(campaign: Campaign, iteration: int) -> ErrorSummary | None:
     """The validation errors of fit `iteration` as last recorded (for status and the report)."""
-    path = campaign.layout.validation_errors_file(iteration)
+    return _stored_errors(campaign.layout.validation_errors_file(iteration))
+
+
+def _stored_errors(path: Path) -> ErrorSummary | None:
+    """The `errors` a record file holds; None when there is no file or nothing was measured."""
     if not path.is_file():
         return None
     errors = json.loads(path.read_text()).get("errors")
