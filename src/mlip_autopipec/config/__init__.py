@@ -2,6 +2,7 @@
 
 from mlip_autopipec.config.dft import DFTConfig
 from mlip_autopipec.config.exploration import (
+    AnchorsConfig,
     ExplorationConfig,
     FilterConfig,
     GenerationConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "ComputeConfig",
     "ConfigError",
     "DFTConfig",
+    "AnchorsConfig",
     "ExplorationConfig",
     "FilterConfig",
     "GenerationConfig",

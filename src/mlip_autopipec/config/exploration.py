@@ -90,7 +90,8 @@ class GenerationConfig(Section):
     )
     volumetric_strains: list[Float] = Field(
         default_factory=lambda: [-0.04, 0.0, 0.04],
-        description="Isotropic strains: every cell vector is scaled by 1 + strain.",
+        description="Volume strains: the cell is scaled isotropically to (1 + strain) x its "
+        "volume (+0.04: 4 % larger volume, 1.3 % longer cell vectors).",
     )
     shear_strains: list[Float] = Field(
         default_factory=lambda: [0.03],
@@ -187,7 +188,40 @@ class SelectionConfig(Section):
     )
 
 
+class AnchorsConfig(Section):
+    """The near-equilibrium manifold labeled in iteration 0 whatever selection picks: an E-V
+    scan, uniaxial and shear strains and small displacements of each crystal's smallest cell."""
+
+    enabled: Bool = True
+    volume_strains: list[Float] = Field(
+        default_factory=lambda: [-0.08, -0.05, -0.02, 0.0, 0.02, 0.05, 0.08],
+        description="Volume strains of the E-V scan of the primitive cell.",
+    )
+    strains: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.015, 0.03],
+        description="Uniaxial (xx) and shear (yz) strains, each applied with + and - sign.",
+    )
+    displacement: NonNegativeFloat = Field(
+        0.03, le=0.2, description="Å, stdev of the random displacements (0: none)."
+    )
+    displaced_cells: NonNegativeInt = Field(
+        2, description="Randomly displaced copies of the primitive cell and of the first supercell."
+    )
+    energy_weight: PositiveFloat = Field(
+        5.0, description="Energy weight of an anchor in the fit, relative to 1 for other data."
+    )
+
+    @field_validator("volume_strains", "strains")
+    @classmethod
+    def _small(cls, value: list[float]) -> list[float]:
+        for strain in value:
+            if not -0.3 < strain < 0.3:
+                raise ValueError(f"strain {strain} is outside (-0.3, 0.3): not near equilibrium")
+        return value
+
+
 class ExplorationConfig(Section):
+    anchors: AnchorsConfig = AnchorsConfig()
     generation: GenerationConfig = GenerationConfig()
     surrogate: SurrogateConfig = SurrogateConfig()
     selection: SelectionConfig = SelectionConfig()

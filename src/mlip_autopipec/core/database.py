@@ -237,9 +237,11 @@ class DatabaseManager:
                         keys.STRUCTURE_HASH: fingerprint,
                     }
                 )
-                row_data = data[index] if data else None
+                row_data = dict(data[index]) if data else {}
+                if keys.KPOINT_CELL in atoms.info:
+                    row_data[keys.KPOINT_CELL] = np.asarray(atoms.info[keys.KPOINT_CELL])
                 stored = atoms if status == keys.LABELED else _without_calculator(atoms)
-                ids.append(db.write(stored, key_value_pairs=kvp, data=row_data))
+                ids.append(db.write(stored, key_value_pairs=kvp, data=row_data or None))
         return ids
 
     def _known_hashes(self) -> set[str]:
@@ -354,12 +356,16 @@ def _without_calculator(atoms: Atoms) -> Atoms:
 
 
 def _record(row: Any) -> StructureRecord:
+    data = dict(row.get("data", {}))
+    atoms = row.toatoms()
+    if keys.KPOINT_CELL in data:
+        atoms.info[keys.KPOINT_CELL] = np.asarray(data[keys.KPOINT_CELL], dtype=float)
     return StructureRecord(
         id=row.id,
-        atoms=row.toatoms(),
+        atoms=atoms,
         status=row.get(keys.STATUS),
         iteration=int(row.get(keys.ITERATION, -1)),
         origin=str(row.get(keys.ORIGIN, "")),
         key_value_pairs=dict(row.key_value_pairs),
-        data=dict(row.get("data", {})),
+        data=data,
     )

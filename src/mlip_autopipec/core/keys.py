@@ -45,3 +45,8 @@ ALLOWED_TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 # Row data of a cut-out environment: per-atom force weights for training (0 for atoms whose
 # neighbourhood the cut broke, 1 otherwise); rows without it are weighted 1 throughout.
 FORCE_WEIGHTS: Final = "force_weights"
+
+# Row data and Atoms.info: the cell whose Monkhorst-Pack mesh pw.x uses for this structure (the
+# unstrained parent of a strained, rattled or defective cell), so one cell keeps one mesh
+# under strain. Structures without it get the mesh of their own cell.
+KPOINT_CELL: Final = "kpoint_cell"

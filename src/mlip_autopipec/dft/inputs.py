@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.cell import Cell
 from ase.io.espresso import write_espresso_in
 
 from mlip_autopipec.config import DFTConfig
+from mlip_autopipec.core.keys import KPOINT_CELL
 
 # pw.x checks max_seconds only between SCF steps: leave 10% (at most 30 s) of headroom
 SOFT_LIMIT_MARGIN_FRACTION = 0.1
@@ -67,14 +69,30 @@ class PwInput:
 
 
 def kpoint_mesh(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
-    """Monkhorst-Pack mesh with spacing `kspacing` (1/Å, 2π included); 1 along non-periodic axes."""
-    reciprocal = 2 * math.pi * atoms.cell.reciprocal()
+    """Monkhorst-Pack mesh with spacing `kspacing` (1/Å, 2π included); 1 along non-periodic axes.
+
+    The mesh is taken from `atoms.info[KPOINT_CELL]` when the structure carries one (the
+    unstrained cell it was made from): a mesh taken from each strained cell jumps between
+    nearby strains and puts steps into the energies that training sees.
+    """
+    reciprocal = 2 * math.pi * np.asarray(mesh_cell(atoms).reciprocal())
     mesh = []
     for axis in range(3):
         length = float(np.linalg.norm(reciprocal[axis]))
         periodic = bool(atoms.pbc[axis]) and length > 0
         mesh.append(max(1, math.ceil(length / kspacing - 1e-9)) if periodic else 1)
     return mesh[0], mesh[1], mesh[2]
+
+
+def mesh_cell(atoms: Atoms) -> Cell:
+    """The cell the k-mesh is taken from: the structure's k-point cell when it carries a sound
+    one, else its own cell."""
+    stored = atoms.info.get(KPOINT_CELL)
+    if stored is not None:
+        cell = np.asarray(stored, dtype=float)
+        if cell.shape == (3, 3) and np.all(np.isfinite(cell)) and abs(np.linalg.det(cell)) > 1e-6:
+            return Cell(cell)
+    return atoms.cell
 
 
 def max_seconds_for(timeout: float) -> int:

@@ -67,7 +67,7 @@ class StructureBuilder:
         structures: list[GeneratedStructure] = []
         for base in self.base_structures():
             for supercell in self.generation.supercells:
-                parent = base.cell.repeat(supercell)
+                parent = transforms.with_kpoint_cell(base.cell.repeat(supercell))
                 label = f"{base.name}/{'x'.join(map(str, supercell))}"
                 deformed = self.deformed(parent, label)
                 structures += deformed

@@ -11,6 +11,8 @@ from ase import Atoms
 from ase.build import surface
 from ase.neighborlist import neighbor_list
 
+from mlip_autopipec.core.keys import KPOINT_CELL
+
 SHEAR_PLANES = ((0, 1), (1, 2), (2, 0))
 
 
@@ -25,9 +27,24 @@ def rng_for(seed: int, *labels: object) -> np.random.Generator:
 
 
 def strained(atoms: Atoms, strain: float) -> Atoms:
-    """Isotropic strain: every cell vector (and every position) scaled by 1 + strain."""
+    """Volume strain: the volume scaled by 1 + strain, isotropically (positions follow)."""
     result = atoms.copy()
-    result.set_cell(atoms.cell.array * (1.0 + strain), scale_atoms=True)
+    result.set_cell(atoms.cell.array * (1.0 + strain) ** (1 / 3), scale_atoms=True)
+    return result
+
+
+def deformed(atoms: Atoms, strain: np.ndarray) -> Atoms:
+    """The cell (and positions) under the strain tensor: cell @ (1 + strain)."""
+    result = atoms.copy()
+    result.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return result
+
+
+def with_kpoint_cell(atoms: Atoms) -> Atoms:
+    """A copy that remembers its own cell as the one its k-mesh is taken from; strained,
+    rattled and defective copies made from it keep that mesh."""
+    result = atoms.copy()
+    result.info[KPOINT_CELL] = atoms.cell.array.copy()
     return result
 
 

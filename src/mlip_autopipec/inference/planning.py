@@ -16,6 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config import InferenceConfig
+from mlip_autopipec.core.keys import KPOINT_CELL
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.inference.md_types import MDRunSpec
 
@@ -28,6 +29,39 @@ NPT_KINDS = frozenset({BULK, VACANCY})  # fully periodic, no vacuum
 
 class NoStartStructureError(UserError):
     """No labeled structure qualifies as a starting point for MD."""
+
+
+@dataclass(frozen=True)
+class VolumeScan:
+    """DFT energies of one crystal's cell scaled in volume (the E-V anchors), and the volume
+    per atom of the unstrained cell they were scaled from."""
+
+    reference_volume: float  # Å^3/atom
+    volumes: list[float]  # Å^3/atom
+    energies: list[float]  # eV/atom
+
+    def lattice_scale(self) -> float:
+        """Linear factor from the reference cell to the DFT equilibrium: the minimum of a
+        Birch-Murnaghan fit, or the lowest point when the fit's minimum is not inside the scan."""
+        lowest = self.volumes[int(np.argmin(self.energies))]
+        v0 = lowest
+        if len(self.volumes) >= 5:
+            v0 = _fitted_minimum(self.volumes, self.energies) or lowest
+        return float((v0 / self.reference_volume) ** (1 / 3))
+
+
+def _fitted_minimum(volumes: list[float], energies: list[float]) -> float | None:
+    import warnings
+
+    from ase.eos import EquationOfState
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            v0 = float(EquationOfState(volumes, energies, eos="birchmurnaghan").fit()[0])
+    except (RuntimeError, ValueError):
+        return None
+    return v0 if min(volumes) <= v0 <= max(volumes) else None
 
 
 @dataclass(frozen=True)
@@ -56,11 +90,14 @@ def plan_md(
     inference: InferenceConfig,
     iteration: int,
     kinds_by_origin: Mapping[str, str | None],
+    scans: Sequence[VolumeScan] = (),
 ) -> list[tuple[Atoms, MDRunSpec]]:
     """(start structure, run) for every available kind x temperature x pressure x repeat.
 
     Within a kind the largest cells come first, then the lowest energy per atom, cycling when
-    there are fewer structures than runs.
+    there are fewer structures than runs. Every start is put back into the unstrained cell
+    it was made from, scaled to the DFT equilibrium of its crystal (from `scans`), so MD
+    explores the density the material has, not that of a strained generator cell.
     """
     pools = starts_by_kind(candidates, kinds_by_origin)
     if not pools:
@@ -70,7 +107,7 @@ def plan_md(
     runs = []
     for kind, pool in pools.items():
         for index, spec in enumerate(kind_specs(inference, iteration, kind)):
-            runs.append((md_start(pool[index % len(pool)]), spec))
+            runs.append((md_start(pool[index % len(pool)], scans), spec))
     return runs
 
 
@@ -114,9 +151,24 @@ def run_seed(iteration: int, run_id: str) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-def md_start(candidate: StartCandidate) -> Atoms:
-    """A copy without calculator; slabs run periodic with their vacuum, as pw.x labeled them."""
+def md_start(candidate: StartCandidate, scans: Sequence[VolumeScan] = ()) -> Atoms:
+    """A copy without calculator in its equilibrium cell (see `equilibrium_cell`); slabs run
+    periodic with their vacuum, as pw.x labeled them."""
     atoms = candidate.atoms.copy()
     atoms.calc = None
+    if candidate.atoms.pbc.all():
+        atoms.set_cell(equilibrium_cell(candidate.atoms, scans), scale_atoms=True)
     atoms.pbc = True
     return atoms
+
+
+def equilibrium_cell(atoms: Atoms, scans: Sequence[VolumeScan]) -> np.ndarray:
+    """The unstrained cell the structure was made from (its k-point cell; its own cell when
+    it has none), scaled by the lattice factor of the E-V scan of the nearest reference volume.
+    Fractional positions are kept, so a rattle survives and a pure strain disappears."""
+    cell = np.asarray(atoms.info.get(KPOINT_CELL, atoms.cell.array), dtype=float)
+    if not scans or KPOINT_CELL not in atoms.info:
+        return cell
+    per_atom = abs(float(np.linalg.det(cell))) / len(atoms)
+    scan = min(scans, key=lambda s: abs(np.log(s.reference_volume / per_atom)))
+    return cell * scan.lattice_scale()

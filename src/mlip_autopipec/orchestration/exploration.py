@@ -26,6 +26,7 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
+from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS, build_anchors
 from mlip_autopipec.inference.selection import select_maxvol
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.summaries import ExploreSummary, PhaseProgress, SelectSummary
@@ -69,6 +70,7 @@ class ExplorationSummary:
     filtered_by_reason: Counter[str] = field(default_factory=Counter)
     inserted: int = 0
     already_present: int = 0
+    anchors: int = 0
     selection: SelectionSummary | None = None
 
     @property
@@ -87,6 +89,8 @@ def run_exploration(
     config, database = campaign.config, campaign.database
     summary = ExplorationSummary(iteration)
     _report(on_progress, "generating", 0, 1)
+    if iteration == 0:
+        summary.anchors = _add_anchors(campaign)
     builder = StructureBuilder(config.system, config.exploration.generation, iteration)
     generated = builder.build()
     summary.generated_by_origin.update(item.origin for item in generated)
@@ -108,6 +112,18 @@ def run_exploration(
     return summary
 
 
+def _add_anchors(campaign: Campaign) -> int:
+    """The near-equilibrium anchors go to DFT directly (no pre-screen, not counted in
+    n_select); returns how many the campaign has."""
+    config, database = campaign.config, campaign.database
+    exploration = config.exploration
+    anchors = build_anchors(config.system, exploration.generation, exploration.anchors)
+    if anchors:
+        origins = [item.origin for item in anchors]
+        database.add_structures([item.atoms for item in anchors], keys.SELECTED, 0, origins)
+    return sum(database.count(**{keys.ORIGIN: origin}) for origin in ANCHOR_ORIGINS)
+
+
 def explore_phase(
     campaign: Campaign, iteration: int, progress: PhaseProgress | None = None
 ) -> ExploreSummary:
@@ -123,6 +139,7 @@ def explore_phase(
         prescreened_out=selection.prescreened if selection else 0,
         selected=selection.selected_in_iteration if selection else 0,
         method=selection.method if selection else None,
+        anchors=summary.anchors,
     )
 
 

@@ -20,6 +20,7 @@ from ase import Atoms
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import StructureError, validate_structure
 from mlip_autopipec.core.files import write_atomically
+from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS, ANCHOR_VOLUME
 from mlip_autopipec.generation.builder import SURFACE, VACANCY
 from mlip_autopipec.inference import planning
 from mlip_autopipec.inference.engines import MDEngineSpec, run_md_task, select_engine
@@ -34,7 +35,7 @@ from mlip_autopipec.inference.novelty import (
     novel_environments,
     relaxed_environments,
 )
-from mlip_autopipec.inference.planning import StartCandidate, plan_md
+from mlip_autopipec.inference.planning import StartCandidate, VolumeScan, plan_md
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.fit_errors import newest_new_data_errors, validation_errors
@@ -50,6 +51,7 @@ FRAMES_FILE = "extrapolative_frames.extxyz"
 # Origins whose start kind is not "bulk"; cut-out environments never start MD (see planning).
 START_KINDS_BY_ORIGIN: dict[str, str | None] = {
     EXTRACT_ORIGIN: None,
+    **{origin: None for origin in ANCHOR_ORIGINS},  # tiny cells: their job is the fit
     VACANCY: planning.VACANCY,
     SURFACE: planning.SURFACE,
 }
@@ -119,6 +121,28 @@ def start_candidates(campaign: Campaign) -> list[StartCandidate]:
     ]
 
 
+def volume_scans(campaign: Campaign) -> list[VolumeScan]:
+    """The labeled E-V anchors, one scan per crystal (per unstrained cell they came from)."""
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED, keys.ORIGIN: ANCHOR_VOLUME})
+    by_cell: dict[bytes, list[Atoms]] = {}
+    for row in rows:
+        if keys.KPOINT_CELL in row.atoms.info:
+            cell = np.round(np.asarray(row.atoms.info[keys.KPOINT_CELL]), 4)
+            by_cell.setdefault(cell.tobytes(), []).append(row.atoms)
+    scans = []
+    for members in by_cell.values():
+        reference = abs(float(np.linalg.det(members[0].info[keys.KPOINT_CELL])))
+        n_atoms = len(members[0])
+        scans.append(
+            VolumeScan(
+                reference_volume=reference / n_atoms,
+                volumes=[atoms.get_volume() / n_atoms for atoms in members],
+                energies=[atoms.get_potential_energy() / n_atoms for atoms in members],
+            )
+        )
+    return scans
+
+
 def run_inference(
     campaign: Campaign,
     iteration: int,
@@ -131,7 +155,8 @@ def run_inference(
         return load_summary(folder)
     engine = select_engine(campaign.config.inference)
     candidates = start_candidates(campaign)
-    items = plan_md(candidates, campaign.config.inference, iteration, START_KINDS_BY_ORIGIN)
+    scans = volume_scans(campaign)
+    items = plan_md(candidates, campaign.config.inference, iteration, START_KINDS_BY_ORIGIN, scans)
     summary = InferenceSummary(iteration=iteration, potential=str(fit.folder), engine=engine.name)
     outcomes = _run_md(campaign, iteration, engine, items, fit, progress)
     summary.runs = sorted((stats for stats, _ in outcomes), key=lambda r: (r.temperature, r.run_id))

@@ -50,12 +50,14 @@ class ExploreSummary(_Summary):
     prescreened_out: int = 0
     selected: int = 0
     method: str | None = None  # how the picks were chosen: maxvol, fps, random or kmedoids
+    anchors: int = 0  # near-equilibrium anchors sent to DFT besides the picks (iteration 0)
 
     def describe(self) -> str:
         return (
             f"generated {self.generated}, filtered {self.filtered}, "
             f"pre-screened out {self.prescreened_out}, selected {self.selected}"
             + (f" by {self.method}" if self.method else "")
+            + (f", plus {self.anchors} anchors" if self.anchors else "")
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from mlip_autopipec.core import keys
+from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.fit_errors import (
     new_data_errors,
@@ -76,8 +77,15 @@ def train_iteration(campaign: Campaign, iteration: int | None = None) -> Trainin
         for r in records
     ]
     splits, new_splits = decide_splits(entries, config.training.test_fraction)
+    anchor_weight = config.exploration.anchors.energy_weight
     structures = [
-        LabeledStructure(r.id, r.atoms, splits[r.id], r.data.get(keys.FORCE_WEIGHTS))
+        LabeledStructure(
+            r.id,
+            r.atoms,
+            splits[r.id],
+            r.data.get(keys.FORCE_WEIGHTS),
+            energy_weight=anchor_weight if is_anchor(r.origin) else 1.0,
+        )
         for r in records
     ]
     previous = latest_fit(campaign, before=iteration)

@@ -58,6 +58,7 @@ class LabeledStructure:
     atoms: Atoms
     split: Split = TRAIN
     force_weights: Sequence[float] | None = None  # per atom; None: 1.0 for every atom
+    energy_weight: float = 1.0  # relative to 1 for ordinary data (anchors weigh more)
 
     @property
     def atom_weights(self) -> np.ndarray:
@@ -175,7 +176,7 @@ class DatasetBuilder:
             "energy": energy,
             "forces": forces,
             "energy_corrected": self.corrected_energy(atoms, energy),
-            WEIGHTS_ENERGY: 1.0,
+            WEIGHTS_ENERGY: structure.energy_weight,
             WEIGHTS_FORCES: structure.atom_weights,
         }
 

@@ -1,0 +1,145 @@
+"""Physics anchors (the near-equilibrium manifold, labeled in iteration 0), the k-mesh a cell
+keeps under strain, and MD that starts at the DFT equilibrium density."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mlip_autopipec.config import AnchorsConfig, GenerationConfig, InferenceConfig, SystemConfig
+from mlip_autopipec.config.loader import config_from_dict
+from mlip_autopipec.core import keys
+from mlip_autopipec.dft.inputs import kpoint_mesh
+from mlip_autopipec.generation import StructureBuilder
+from mlip_autopipec.generation.anchors import (
+    ANCHOR_DISPLACED,
+    ANCHOR_STRAIN,
+    ANCHOR_VOLUME,
+    build_anchors,
+)
+from mlip_autopipec.generation.builder import STRAIN
+from mlip_autopipec.inference.planning import StartCandidate, VolumeScan, plan_md
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.exploration import _add_anchors
+from mlip_autopipec.orchestration.inference import START_KINDS_BY_ORIGIN, volume_scans
+from mlip_autopipec.training.dataset import DatasetBuilder, LabeledStructure
+
+SYSTEM = SystemConfig(elements=["Si"], prototype="diamond", lattice_constant=5.43)
+
+
+def test_anchors_cover_volume_strain_and_displacements_of_the_smallest_cell() -> None:
+    generation = GenerationConfig(supercells=[(1, 1, 1)])
+    anchors = build_anchors(SYSTEM, generation, AnchorsConfig())
+    by_origin: dict[str, list[Any]] = {}
+    for item in anchors:
+        by_origin.setdefault(item.origin, []).append(item.atoms)
+    primitive_volume = bulk("Si", "diamond", a=5.43).get_volume()
+    volumes = sorted(a.get_volume() / primitive_volume for a in by_origin[ANCHOR_VOLUME])
+    assert volumes == pytest.approx([0.92, 0.95, 0.98, 1.0, 1.02, 1.05, 1.08])
+    assert all(len(atoms) == 2 for atoms in by_origin[ANCHOR_VOLUME] + by_origin[ANCHOR_STRAIN])
+    assert len(by_origin[ANCHOR_STRAIN]) == 8  # 2 sizes x (uniaxial, shear) x (+, -)
+    assert sorted(len(a) for a in by_origin[ANCHOR_DISPLACED]) == [2, 2, 8, 8]
+
+
+def test_anchors_of_one_crystal_share_one_k_mesh_whatever_their_strain() -> None:
+    anchors = build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig())
+    two_atom = [item.atoms for item in anchors if len(item.atoms) == 2]
+    meshes = {kpoint_mesh(atoms, 0.25) for atoms in two_atom}
+    assert len(meshes) == 1
+    # Taken from each strained cell, the same spacing would jump between -8 % and +8 %.
+    own = {kpoint_mesh(without_kpoint_cell(atoms), 0.25) for atoms in two_atom}
+    assert len(own) > 1
+
+
+def without_kpoint_cell(atoms: Any) -> Any:
+    copy = atoms.copy()
+    del copy.info[keys.KPOINT_CELL]
+    return copy
+
+
+def test_strained_generator_cells_keep_their_parents_mesh() -> None:
+    """The example of the issue: the 16-atom cell at -4 % and +4 % got 2x3x3 and 1x2x2."""
+    generation = GenerationConfig(
+        supercells=[(2, 1, 1)], volumetric_strains=[-0.12, 0.0, 0.12], shear_strains=[0.03]
+    )
+    built = StructureBuilder(SYSTEM, generation).build()
+    meshes = {kpoint_mesh(item.atoms, 0.6) for item in built if len(item.atoms) == 16}
+    assert meshes == {(1, 2, 2)}
+
+
+def test_disabled_anchors_build_nothing() -> None:
+    assert build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig(enabled=False)) == []
+
+
+def campaign(tmp_path: Path, config_dict: dict[str, Any]) -> Campaign:
+    return Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+
+
+def test_anchors_go_to_dft_in_iteration_0_once_and_outside_n_select(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    opened = campaign(tmp_path, config_dict)
+    count = _add_anchors(opened)
+    assert count == len(build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig()))
+    assert _add_anchors(opened) == count  # a rerun adds nothing
+    rows = opened.database.select(**{keys.STATUS: keys.SELECTED})
+    assert len(rows) == count
+    assert all(keys.SELECTION_RANK not in row.key_value_pairs for row in rows)
+    assert all(keys.KPOINT_CELL in row.atoms.info for row in rows)  # the mesh survives the DB
+
+
+def test_anchor_energies_weigh_more_in_the_fit() -> None:
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.calc = SinglePointCalculator(atoms, energy=-10.0, forces=np.zeros((2, 3)))
+    frame = DatasetBuilder({"Si": 0.0}).to_dataframe(
+        [LabeledStructure(1, atoms), LabeledStructure(2, atoms, energy_weight=5.0)]
+    )
+    assert list(frame["w_energy"]) == [1.0, 5.0]
+
+
+def labeled(atoms: Any, energy_per_atom: float) -> Any:
+    atoms = atoms.copy()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy_per_atom * len(atoms))
+    return atoms
+
+
+def test_bulk_md_starts_from_the_unstrained_cell_at_the_dft_equilibrium() -> None:
+    generation = GenerationConfig(supercells=[(1, 1, 1)], volumetric_strains=[-0.1])
+    compressed = next(
+        item.atoms for item in StructureBuilder(SYSTEM, generation).build() if item.origin == STRAIN
+    )
+    # An E-V scan whose minimum lies 3 % above the reference volume (a0 = 5.43 * 1.03^(1/3)).
+    reference = bulk("Si", "diamond", a=5.43).get_volume() / 2
+    volumes = [reference * f for f in (0.92, 0.96, 1.0, 1.04, 1.08)]
+    energies = [0.5 * (v / (1.03 * reference) - 1) ** 2 for v in volumes]
+    scan = VolumeScan(reference, volumes, energies)
+    inference = InferenceConfig(temperatures=[300.0])
+    runs = plan_md(
+        [StartCandidate(compressed, STRAIN, -5.0)], inference, 1, START_KINDS_BY_ORIGIN, [scan]
+    )
+    start = runs[0][0]
+    assert start.get_volume() / len(start) == pytest.approx(1.03 * reference, rel=2e-3)
+
+
+def test_volume_scans_come_from_the_labeled_volume_anchors(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    opened = campaign(tmp_path, config_dict)
+    anchors = [item for item in build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig())]
+    scan_cells = [item.atoms for item in anchors if item.origin == ANCHOR_VOLUME]
+    reference = bulk("Si", "diamond", a=5.43).get_volume() / 2
+    cells = []
+    for atoms in scan_cells:
+        v = atoms.get_volume() / 2
+        one = labeled(atoms, (v / reference - 1.02) ** 2)
+        one.calc.results["forces"] = np.zeros((2, 3))
+        cells.append(one)
+    opened.database.add_structures(cells, keys.LABELED, 0, ANCHOR_VOLUME)
+    (scan,) = volume_scans(opened)
+    assert scan.reference_volume == pytest.approx(reference)
+    assert scan.lattice_scale() == pytest.approx(1.02 ** (1 / 3), rel=1e-3)
