@@ -15,7 +15,7 @@ from typing import Any
 
 import ase.io
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import StructureError, validate_structure
@@ -72,6 +72,8 @@ class MDRunStats:
     restarts: int = 0
     halts: int = 0
     segment_steps: list[int] = field(default_factory=list)
+    start_volume: float | None = None  # Å^3/atom of the start structure
+    start_pressure: float | None = None  # GPa, the potential's pressure at the start
 
 
 @dataclass
@@ -95,6 +97,17 @@ class InferenceSummary:
     @property
     def restarts(self) -> int:
         return sum(run.restarts for run in self.runs)
+
+    def start_conditions(self) -> dict[str, str]:
+        """Per start kind: the start structures' volume and the potential's pressure there."""
+        shown: dict[str, str] = {}
+        for run in self.runs:
+            if run.start not in shown and run.start_volume is not None:
+                pressure = (
+                    f", {run.start_pressure:+.1f} GPa" if run.start_pressure is not None else ""
+                )
+                shown[run.start] = f"{run.start_volume:.2f} Å³/atom{pressure}"
+        return shown
 
     def runs_by_start(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -159,12 +172,35 @@ def run_inference(
     items = plan_md(candidates, campaign.config.inference, iteration, START_KINDS_BY_ORIGIN, scans)
     summary = InferenceSummary(iteration=iteration, potential=str(fit.folder), engine=engine.name)
     outcomes = _run_md(campaign, iteration, engine, items, fit, progress)
+    conditions = start_conditions(items, fit)
+    for stats, _ in outcomes:
+        stats.start_volume, stats.start_pressure = conditions.get(stats.run_id, (None, None))
     summary.runs = sorted((stats for stats, _ in outcomes), key=lambda r: (r.temperature, r.run_id))
     if all(run.error is not None for run in summary.runs):
         errors = "; ".join(f"{run.run_id}: {run.error}" for run in summary.runs)
         raise WorkflowError(f"every MD run failed (nothing saved, rerun after fixing): {errors}")
     _save(folder, summary, [frame for _, kept in outcomes for frame in kept])
     return summary
+
+
+def start_conditions(
+    items: list[tuple[Atoms, MDRunSpec]], fit: TrainingResult
+) -> dict[str, tuple[float, float | None]]:
+    """(volume per atom, the potential's pressure in GPa) of every run's start structure."""
+    calculator = None
+    try:
+        calculator = ace_calculator(str(fit.potential))
+    except Exception as error:  # noqa: BLE001 - a figure to show; MD results never depend on it
+        logger.warning("no start pressures: %s", error)
+    conditions: dict[str, tuple[float, float | None]] = {}
+    for atoms, spec in items:
+        pressure = None
+        if calculator is not None and spec.start != planning.SURFACE:
+            probe = atoms.copy()
+            probe.calc = calculator
+            pressure = round(float(-np.trace(probe.get_stress(voigt=False)) / 3 / units.GPa), 2)
+        conditions[spec.run_id] = (round(atoms.get_volume() / len(atoms), 3), pressure)
+    return conditions
 
 
 def _run_md(
@@ -215,6 +251,7 @@ def infer_phase(
         judged_by=judged_by,
         runs_by_start=summary.runs_by_start(),
         restarts=summary.restarts,
+        start_conditions=summary.start_conditions(),
     )
 
 

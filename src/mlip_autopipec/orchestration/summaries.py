@@ -124,10 +124,16 @@ class InferSummary(_Summary):
     judged_by: str | None = None
     runs_by_start: dict[str, int] = field(default_factory=dict)  # bulk / vacancy / surface
     restarts: int = 0  # segments started again from a last trusted frame after a halt
+    # per start kind: "volume Å³/atom, pressure GPa" of the start structure (the potential's)
+    start_conditions: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         shares = " ".join(f"{t} K {s:.2f}" for t, s in self.extrapolative_share.items())
-        starts = ", ".join(f"{kind} {n}" for kind, n in self.runs_by_start.items())
+        starts = ", ".join(
+            f"{kind} {n}"
+            + (f" at {self.start_conditions[kind]}" if kind in self.start_conditions else "")
+            for kind, n in self.runs_by_start.items()
+        )
         return (
             f"{self.runs} MD runs ({self.engine or 'ase'}{'; ' + starts if starts else ''}), "
             f"{self.halted} halted at gamma_upper, {self.restarts} restarts, "
