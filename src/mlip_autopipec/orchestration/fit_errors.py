@@ -4,6 +4,8 @@
   since it was trained (rows not in its train/test files). Written once, before pacemaker runs,
   so a killed or failed fit keeps it and a rerun reuses it instead of measuring again.
 - validation set: every fit scored on workflow.validation_set, which never enters the database.
+- anchors: every fit on the near-equilibrium anchors it was trained on, as a group of its own
+  (their energies are what E(V) and the elastic constants are learned from).
 """
 
 from __future__ import annotations
@@ -57,6 +59,24 @@ def record_new_data_errors(
             summary.rmse_energy,
             summary.rmse_forces,
         )
+    return summary
+
+
+ANCHOR_ERRORS_FILE = "anchor_errors.json"
+
+
+def anchor_errors(fit: TrainingResult, anchors: list[LabeledStructure]) -> ErrorSummary | None:
+    """The fit's errors on the anchors, written beside it once and read back afterwards."""
+    path = fit.folder / ANCHOR_ERRORS_FILE
+    if path.is_file():
+        return _stored_errors(path)
+    try:
+        summary = score(fit.potential, anchors, fit.metrics.reference_energies)
+    except Exception as error:  # noqa: BLE001 - a diagnostic: it must never fail the phase
+        logger.warning("could not score %s on the anchors: %s", fit.folder.name, error)
+        return None
+    if summary is not None:
+        write_atomically(path, json.dumps({"errors": asdict(summary)}, indent=1))
     return summary
 
 

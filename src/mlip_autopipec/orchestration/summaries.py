@@ -91,9 +91,18 @@ class TrainSummary(_Summary):
     validation_rmse_energy: float | None = None
     validation_rmse_forces: float | None = None
     n_validation: int | None = None
+    # This fit on the near-equilibrium anchors it was trained on (a group of its own).
+    anchor_rmse_energy: float | None = None
+    anchor_rmse_forces: float | None = None
+    n_anchors: int | None = None
 
     def describe(self) -> str:
         parts = [f"train F RMSE {self.train_rmse_forces or 0:.1f} meV/Å on {self.n_train}"]
+        if self.anchor_rmse_energy is not None:
+            parts.append(
+                f"anchors E {self.anchor_rmse_energy:.1f} meV/atom, "
+                f"F {self.anchor_rmse_forces or 0:.1f} meV/Å on {self.n_anchors}"
+            )
         if self.test_rmse_forces is None:
             parts.append("no test-split structure yet")
         else:

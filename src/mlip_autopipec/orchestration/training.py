@@ -14,6 +14,7 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.fit_errors import (
+    anchor_errors,
     new_data_errors,
     record_new_data_errors,
     validation_errors,
@@ -112,6 +113,7 @@ def train_phase(
         progress(0, None, f"pacemaker is fitting; its log: {log}")
     result = train_iteration(campaign, iteration)
     metrics, test = result.metrics, result.metrics.test
+    anchors = anchor_errors(result, labeled_anchors(campaign))
     new = new_data_errors(campaign, iteration)
     validation = validation_errors(campaign, iteration, result)
     return TrainSummary(
@@ -128,4 +130,12 @@ def train_phase(
         validation_rmse_energy=validation.rmse_energy if validation else None,
         validation_rmse_forces=validation.rmse_forces if validation else None,
         n_validation=validation.n_structures if validation else None,
+        anchor_rmse_energy=anchors.rmse_energy if anchors else None,
+        anchor_rmse_forces=anchors.rmse_forces if anchors else None,
+        n_anchors=anchors.n_structures if anchors else None,
     )
+
+
+def labeled_anchors(campaign: Campaign) -> list[LabeledStructure]:
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED})
+    return [LabeledStructure(r.id, r.atoms) for r in rows if is_anchor(r.origin)]

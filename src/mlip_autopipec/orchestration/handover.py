@@ -1,0 +1,200 @@
+"""The hand-over: the potential a campaign delivers, in one place, with a card beside it.
+
+`work_dir/potential/` holds the chosen fit's files under plain names and `CARD.md`: what data
+it saw, the DFT settings and their check, its validation table and checks, the gamma range it
+was trained for, and how to use it in LAMMPS and ASE. The chosen fit is the best candidate by
+validation (see `orchestration.validation.candidate_score`), not simply the newest; without
+validation results the newest fit is handed over and the card says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlip_autopipec.core import keys
+from mlip_autopipec.core.files import write_atomically
+from mlip_autopipec.generation.anchors import is_anchor
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.training.pacemaker import TrainingResult
+
+logger = logging.getLogger(__name__)
+
+FOLDER = "potential"
+CARD = "CARD.md"
+FILES = {"potential.yaml": "potential", "potential.yace": "yace", "potential.asi": "active_set"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The fit handed over and why: its score (None: not validated) and the others'."""
+
+    iteration: int
+    fit: TrainingResult
+    reason: str
+    scores: dict[int, float | None]
+
+
+def choose(fits: list[tuple[int, TrainingResult]], scores: dict[int, float | None]) -> Choice:
+    """The lowest validation score wins; ties go to the newer fit. Fits without a score are
+    only chosen when none has one (then the newest)."""
+    if not fits:
+        raise ValueError("no finished fit to hand over")
+    scored = [(scores[n], -n, n, fit) for n, fit in fits if scores.get(n) is not None]
+    if not scored:
+        iteration, fit = fits[-1]
+        return Choice(iteration, fit, "the newest fit (no validation to choose by)", scores)
+    score, _, iteration, fit = min(scored, key=lambda item: (item[0], item[1]))
+    newest = fits[-1][0]
+    why = f"best validation score ({score:.3g}) of {len(scored)} validated fits"
+    if iteration != newest:
+        why += f"; the newest fit, iteration {newest}, scored worse"
+    return Choice(iteration, fit, why, scores)
+
+
+def potential_folder(campaign: Campaign) -> Path:
+    return campaign.layout.work_dir / FOLDER
+
+
+def hand_over(
+    campaign: Campaign,
+    choice: Choice,
+    validation: dict[str, Any] | None,
+    dft_check: dict[str, Any] | None,
+) -> Path:
+    """Copy the chosen fit's files into work_dir/potential/ and write its card; returns the
+    folder. Files are replaced one by one, the card last, so a card always describes files
+    that are there."""
+    folder = potential_folder(campaign)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, attribute in FILES.items():
+        source = getattr(choice.fit, attribute)
+        if source.is_file():
+            temporary = folder / f".{name}.tmp"
+            shutil.copyfile(source, temporary)
+            temporary.replace(folder / name)
+    card = card_text(campaign, choice, validation, dft_check)
+    write_atomically(folder / CARD, card)
+    logger.info("handed over iteration %d's potential: %s", choice.iteration, folder)
+    return folder
+
+
+def card_text(
+    campaign: Campaign,
+    choice: Choice,
+    validation: dict[str, Any] | None,
+    dft_check: dict[str, Any] | None,
+) -> str:
+    config = campaign.config
+    species = " ".join(config.system.elements)
+    parts = [
+        f"# ACE potential for {species}",
+        f"Fit of iteration {choice.iteration} ({choice.fit.folder}): {choice.reason}.",
+        "Files: `potential.yaml` (B-basis: pyace, `pair_style pace/extrapolation`), "
+        "`potential.yace` (`pair_style pace`), `potential.asi` (active set for gamma).",
+        "## Data it saw\n" + _data_lines(campaign, choice),
+        "## DFT\n" + _dft_lines(campaign, dft_check),
+        "## Validation\n" + _validation_lines(validation),
+        "## Where to trust it\n"
+        f"Trained for extrapolation grades gamma < {config.inference.gamma_lower:g} "
+        f"(the loop collected frames above that); gamma >= {config.inference.gamma_upper:g} "
+        "is outside what it knows: stop or relabel such configurations.",
+        "## Use it\n" + _usage(species),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _data_lines(campaign: Campaign, choice: Choice) -> str:
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED})
+    seen = [row for row in rows if row.iteration <= choice.iteration]
+    groups = Counter(_group(row.origin) for row in seen)
+    atoms = sum(len(row.atoms) for row in seen)
+    kinds = ", ".join(f"{name} {count}" for name, count in sorted(groups.items()))
+    metrics = choice.fit.metrics
+    errors = f"train force RMSE {metrics.train.rmse_forces:.0f} meV/Å"
+    if metrics.test is not None:
+        errors += (
+            f", test split {metrics.test.rmse_forces:.0f} meV/Å, "
+            f"{metrics.test.rmse_energy:.1f} meV/atom"
+        )
+    return f"{len(seen)} DFT-labeled structures, {atoms} atoms ({kinds}); {errors}."
+
+
+def _group(origin: str) -> str:
+    if is_anchor(origin):
+        return "anchors"
+    if origin.startswith("builder:"):
+        return "generated"
+    if origin.startswith("import"):
+        return "imported"
+    return "from MD"
+
+
+def _dft_lines(campaign: Campaign, dft_check: dict[str, Any] | None) -> str:
+    dft = campaign.config.dft
+    pseudos = ", ".join(f"{el}: {name}" for el, name in dft.pseudopotentials.items())
+    ecutrho = dft.ecutrho if dft.ecutrho is not None else 4 * dft.ecutwfc
+    line = (
+        f"pw.x, {pseudos}; ecutwfc {dft.ecutwfc:g} Ry, ecutrho {ecutrho:g} Ry, "
+        f"k-spacing {dft.kspacing:g} 1/Å (one mesh per unstrained cell), "
+        f"{dft.occupations}"
+    )
+    if dft.occupations == "smearing":
+        line += f" ({dft.smearing}, {dft.degauss:g} Ry)"
+    verdict = (dft_check or {}).get("summary") or "no DFT settings check recorded"
+    return f"{line}.\nSettings check: {verdict}."
+
+
+def _validation_lines(document: dict[str, Any] | None) -> str:
+    if document is None:
+        return "Not validated (validation disabled or failed; see the log)."
+    lines = ["| property | potential | DFT | error |", "|---|---|---|---|"]
+    for row in document.get("comparisons", []):
+        error = row.get("relative_error")
+        lines.append(
+            f"| {row['name']} ({row['unit']}) | {_number(row.get('potential'))} | "
+            f"{_number(row.get('dft'))} | {'' if error is None else f'{100 * error:+.1f} %'} |"
+        )
+    failed = [check for check in document.get("checks", []) if not check.get("passed", True)]
+    for check in failed:
+        lines.append(
+            f"\n**FAILED: {check.get('side')}: {check.get('name')}: {check.get('detail')}**"
+        )
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _usage(species: str) -> str:
+    return f"""LAMMPS (built with ML-PACE), with the extrapolation grade watched:
+
+```
+pair_style pace/extrapolation
+pair_coeff * * potential.yaml potential.asi {species}
+fix pace_gamma all pair 10 pace/extrapolation gamma 1
+compute max_pace_gamma all reduce max f_pace_gamma
+```
+
+or, for production without gamma: `pair_style pace` and `pair_coeff * * potential.yace {species}`.
+
+ASE:
+
+```python
+from pyace import PyACECalculator
+calc = PyACECalculator("potential.yaml")
+calc.set_active_set("potential.asi")  # then calc.results["gamma"] per atom
+```"""
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
