@@ -21,6 +21,7 @@ MINIMAL_CONFIG: dict[str, Any] = {
         "kspacing": 0.5,
         "timeout": 120,
     },
+    "dft_check": {"enabled": False},  # pw.x at denser settings: tests/*/test_dft_check.py
     "workflow": {"work_dir": "work"},
     "compute": {"n_workers": 2},
 }

@@ -1,6 +1,7 @@
 """Configuration: the typed tree behind the user's YAML file."""
 
 from mlip_autopipec.config.dft import DFTConfig
+from mlip_autopipec.config.dft_check import DFTCheckConfig
 from mlip_autopipec.config.exploration import (
     AnchorsConfig,
     ExplorationConfig,
@@ -25,6 +26,7 @@ from mlip_autopipec.config.validation import ValidationConfig
 __all__ = [
     "ComputeConfig",
     "ConfigError",
+    "DFTCheckConfig",
     "DFTConfig",
     "AnchorsConfig",
     "ExplorationConfig",

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mlip_autopipec.config.dft import DFTConfig
+from mlip_autopipec.config.dft_check import DFTCheckConfig
 from mlip_autopipec.config.exploration import (
     ExplorationConfig,
     SystemConfig,
@@ -262,6 +263,7 @@ class MLIPConfig(Section):
     system: SystemConfig
     exploration: ExplorationConfig = ExplorationConfig()
     dft: DFTConfig
+    dft_check: DFTCheckConfig = DFTCheckConfig()
     training: TrainingConfig = TrainingConfig()
     inference: InferenceConfig = InferenceConfig()
     workflow: WorkflowConfig = WorkflowConfig()
