@@ -103,6 +103,7 @@ def validate(config_path: ConfigArg) -> None:
 def status(config_path: ConfigArg) -> None:
     """Structures per status; per iteration: DFT counts, fit errors, MD extrapolation."""
     from mlip_autopipec.orchestration.campaign import existing_campaign
+    from mlip_autopipec.orchestration.report_dft_check import status_lines as dft_check_lines
     from mlip_autopipec.orchestration.report_validation import validation_lines
     from mlip_autopipec.orchestration.status import iteration_rows, status_rows, stop_reason
 
@@ -116,6 +117,9 @@ def status(config_path: ConfigArg) -> None:
     if reason:
         console.print(Text(f"workflow stopped: {reason}"))
     for line in validation_lines(campaign):
+        failed = line.lstrip().startswith("FAILED")  # a failed validation check
+        console.print(Text(line, style="bold red" if failed else ""), soft_wrap=True)
+    for line in dft_check_lines(campaign):
         console.print(Text(line), soft_wrap=True)
 
 
@@ -275,6 +279,36 @@ def run(config_path: ConfigArg) -> None:
         reason = WorkflowManager(campaign, observer=display).run()
     console.print(Text("stopped", style="bold") + Text(f": {reason}"))
     status(config_path)
+
+
+@app.command("check-dft")
+def check_dft(
+    config_path: ConfigArg,
+    again: Annotated[
+        bool, typer.Option("--again", help="Judge again even when a stored result matches.")
+    ] = False,
+) -> None:
+    """Compare the dft settings with denser k-points and a higher cutoff on a few of the
+    campaign's structures (pw.x); exit 1 with one line naming the setting to change."""
+    from mlip_autopipec.orchestration.campaign import open_campaign
+    from mlip_autopipec.orchestration.dft_check import (
+        DFTCheckSummary,
+        refusal,
+        result_path,
+        run_dft_check,
+    )
+    from mlip_autopipec.orchestration.report_dft_check import table_lines
+
+    with open_campaign(load_config(config_path)) as campaign:
+        with console.status("DFT check (pw.x)", spinner="dots"):
+            document, reused = run_dft_check(campaign, reuse=not again)
+        path = str(result_path(campaign))
+    for line in table_lines(document):
+        console.print(Text(line), soft_wrap=True)
+    summary = DFTCheckSummary(bool(document["passed"]), str(document["message"]), reused, path)
+    if not summary.passed:
+        raise refusal(summary)
+    console.print(Text(f"DFT check passed: {summary.message}"), soft_wrap=True)
 
 
 @app.command()

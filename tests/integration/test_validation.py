@@ -1,5 +1,6 @@
 """Physical validation with the real potential (pacemaker fit) and real pw.x on tiny Si cells:
-every property on both sides, the report section, and a rerun that runs no pw.x."""
+every property on both sides, each at its own a0, the checks, the report section, and a rerun
+that runs no pw.x."""
 
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from mlip_autopipec.cli import app
 from mlip_autopipec.config import MLIPConfig, config_from_dict
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.report import write_report
-from mlip_autopipec.orchestration.validation import validate_potential
+from mlip_autopipec.orchestration.training import finished_fits
+from mlip_autopipec.orchestration.validation import validate_candidate, validate_potential
 from tests.conftest import write_config
 from tests.integration.conftest import TrainedCampaign, training_config_dict
 
 pytestmark = pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
 
 # Cheap but real: the campaign's own 20 Ry / coarse-k pw.x settings, 5 E-V points, an 8-atom
-# vacancy cell, the 2-atom cell as phonon supercell (exact at Gamma), one 4-atom slab.
+# vacancy cell relaxed by 3 pw.x steps at most, the 2-atom cell as phonon supercell (exact at
+# Gamma), one 4-atom slab.
 TINY_VALIDATION = {
     "eos_points": 5,
     "vacancy_supercell": [2, 2, 1],
+    "vacancy_relax_steps": 3,
     "phonon_supercell": [1, 1, 1],
     "md_steps": 40,
 }
@@ -62,24 +66,48 @@ def rows(document: dict) -> dict[str, dict]:
 def test_every_property_is_computed_on_both_sides(validated: tuple[MLIPConfig, dict]) -> None:
     _, document = validated
     table = rows(document)
-    expected = {"a0", "B", "C11 (clamped ions)", "C12 (clamped ions)", "C44 (clamped ions)"}
-    expected |= {"E_vac (unrelaxed)", "gamma_111 (unrelaxed)", "phonon max at G"}
+    expected = {"a0", "B (EOS)", "B (from C11, C12)", "C11", "C12", "C44 (relaxed ions)"}
+    expected |= {"C44 (clamped ions)", "E_vac (unrelaxed)", "E_vac (relaxed)"}
+    expected |= {"gamma_111 (unrelaxed)", "phonon max at G"}
     assert expected <= set(table)
-    for row in table.values():
-        assert math.isfinite(row["potential"]) and math.isfinite(row["dft"]), row
-        assert math.isfinite(row["relative_error"])
-    # The DFT side is physical even at 12 Ry (the potential, fitted on little data, need not be).
-    assert 5.2 < table["a0"]["dft"] < 5.7
-    assert 50 < table["B"]["dft"] < 130
-    assert table["C11 (clamped ions)"]["dft"] > table["C12 (clamped ions)"]["dft"] > 0
-    assert table["C44 (clamped ions)"]["dft"] > 0
+    for name in ("B (EOS)", "C11", "C44 (clamped ions)", "E_vac (unrelaxed)", "phonon max at G"):
+        assert math.isfinite(table[name]["dft"]), table[name]
+    # The DFT side is physical even at 20 Ry (the potential, fitted on little data, need not be).
+    dft = document["dft_side"]
+    assert 5.3 < table["a0"]["dft"] < 5.6 and not dft["fallback"]
+    assert dft["lattice_constant"] == pytest.approx(table["a0"]["dft"], abs=1e-4)
+    assert 60 < table["B (EOS)"]["dft"] < 120
+    assert table["B (from C11, C12)"]["dft"] == pytest.approx(table["B (EOS)"]["dft"], rel=0.15)
+    assert table["C11"]["dft"] > table["C12"]["dft"] > 0
+    relaxed, clamped = table["C44 (relaxed ions)"]["dft"], table["C44 (clamped ions)"]["dft"]
+    assert 0 < relaxed < clamped  # Si: ~75-80 vs ~100 GPa
     assert 2.0 < table["E_vac (unrelaxed)"]["dft"] < 6.0
+    assert table["E_vac (relaxed)"]["dft"] <= table["E_vac (unrelaxed)"]["dft"] + 1e-3
     assert 0.5 < table["gamma_111 (unrelaxed)"]["dft"] < 4.0
     assert 12 < table["phonon max at G"]["dft"] < 19  # Si optical mode, ~15.5 THz
-    assert document["dft_side"]["notes"] == []
+    dft_checks = [c for c in document["checks"] if c["side"] == "DFT"]
+    assert dft_checks and all(c["passed"] for c in dft_checks), dft_checks
+    assert {c["side"] for c in document["checks"]} == {"potential", "DFT"}
+    assert document["score"]["score"] >= 0
     cost = document["dft_cost"]
-    assert cost["labeled"] == cost["structures"] == cost["new_calculations"] == 11
+    assert cost["labeled"] == cost["structures"] == cost["new_calculations"]
+    assert cost["structures"] >= 5 + 4 + 6 + 2 + 2 + 1  # stage 1 + stage 2 at DFT's a0
     assert cost["failed"] == 0 and cost["wall_time"] > 0
+
+
+def test_the_potential_is_scored_against_the_stored_dft_side_without_pw_x(
+    validated: tuple[MLIPConfig, dict],
+) -> None:
+    config, document = validated
+    campaign = Campaign.open(config)
+    fit = finished_fits(campaign)[-1][1]
+    attempts = sorted((config.workflow.work_dir / "validation" / "dft").rglob("attempt_*"))
+    candidate = validate_candidate(campaign, fit)  # reads the stored DFT labels only
+    assert candidate["score"] == document["score"]
+    assert [r["dft"] for r in candidate["comparisons"]] == [
+        r["dft"] for r in document["comparisons"]
+    ]
+    assert sorted((config.workflow.work_dir / "validation" / "dft").rglob("attempt_*")) == attempts
 
 
 def test_md_check_reports_gamma_and_rdf(validated: tuple[MLIPConfig, dict]) -> None:
@@ -120,7 +148,8 @@ def test_report_shows_validation_and_a_rerun_reuses_the_dft_labels(
     after = sorted((config.workflow.work_dir / "validation" / "dft").glob("*/sub_*/attempt_*"))
     assert after == attempts
     page = write_report(Campaign.open(config)).read_text()
-    assert "<h2>Validation</h2>" in page and "C44 (clamped ions)" in page
+    assert "<h2>Validation</h2>" in page and "C44 (relaxed ions)" in page
+    assert "Checks:" in page
     assert "stays inside its domain" in page or "leaves its domain" in page
     assert page.count("data:image/png") >= 3
 

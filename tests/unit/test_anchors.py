@@ -143,3 +143,17 @@ def test_volume_scans_come_from_the_labeled_volume_anchors(
     (scan,) = volume_scans(opened)
     assert scan.reference_volume == pytest.approx(reference)
     assert scan.lattice_scale() == pytest.approx(1.02 ** (1 / 3), rel=1e-3)
+
+
+def test_validation_never_recomputes_an_anchor() -> None:
+    """The E-V scan of validation avoids the anchors' volumes; its stage 2 sits at a0."""
+    from mlip_autopipec.config import ValidationConfig
+    from mlip_autopipec.core.database import structure_hash
+    from mlip_autopipec.validation.structures import equilibrium_plan, scan_plan
+
+    anchors = build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig())
+    anchor_hashes = {structure_hash(item.atoms) for item in anchors}
+    scan = scan_plan(SYSTEM, ValidationConfig(), [], tuple(AnchorsConfig().volume_strains))
+    validation = list(scan.structures.values())
+    validation += equilibrium_plan(scan, 20.46).structures.values()
+    assert not anchor_hashes & {structure_hash(atoms) for atoms in validation}

@@ -11,10 +11,13 @@ system:
   min_distance: 1.0           # Å; no stored structure has two atoms closer than this
 
 exploration:
+  anchors:                    # labeled in iteration 0 whatever selection picks
+    enabled: true             # E-V scan (0, +-2, +-5, +-8 % volume), +-1.5/3 % uniaxial and
+                              # shear strains, small displacements of the 2-atom primitive cell
   generation:
     seed: 42                  # every generator is deterministic for a seed
-    supercells: [[1, 1, 1], [2, 1, 1]]   # 8- and 16-atom cubic cells
-    volumetric_strains: [-0.04, 0.0, 0.04]
+    supercells: [[1, 1, 1]]   # the 8-atom cubic cell
+    volumetric_strains: [-0.04, 0.0, 0.04]   # volume strains (+0.04: 4 % more volume)
     shear_strains: [0.03]
     rattle_stdev: [0.05, 0.1] # Å
     rattles_per_structure: 1
@@ -42,7 +45,7 @@ dft:
   pseudopotentials: {Si: Si.pbe-rrkj.UPF}
   ecutwfc: 24.0               # Ry
   ecutrho: 96.0               # Ry
-  kspacing: 0.6               # 1/Å including 2π; coarse, so the example runs in minutes
+  kspacing: 0.3               # 1/Å including 2π; passes the DFT check (0.6 does not)
   occupations: smearing
   smearing: mv                # Marzari-Vanderbilt
   degauss: 0.02               # Ry

@@ -13,7 +13,7 @@ ALL_PROPERTIES: tuple[Property, ...] = ("eos", "elastic", "vacancy", "surface", 
 
 
 class ValidationConfig(Section):
-    """Potential vs DFT on small cells at the configured lattice constant (see README)."""
+    """Potential vs DFT on small cells, each side at its own equilibrium (see README)."""
 
     enabled: Bool = Field(
         True, description="Validate the final potential when `run` stops (a failure is logged)."
@@ -22,15 +22,24 @@ class ValidationConfig(Section):
         default_factory=lambda: list(ALL_PROPERTIES),
         description="Which of eos, elastic, vacancy, surface, phonons, md to compute.",
     )
-    eos_points: PositiveInt = Field(7, ge=5, description="Volumes of the E-V curve.")
+    eos_points: PositiveInt = Field(
+        7, ge=5, description="Volumes of the E-V scan (stage 1) that finds each side's a0."
+    )
     eos_volume_range: Float = Field(
-        0.06, gt=0, le=0.2, description="Volumes span 1 +- this times the reference volume."
+        0.08, gt=0, le=0.2, description="Volumes span 1 +- this times the reference volume."
     )
     elastic_strain: Float = Field(
-        0.01, gt=0, le=0.05, description="Strain of the two (+ and -) strained cells."
+        0.01, gt=0, le=0.05, description="Strain of the + and - strained cells at a0."
     )
     vacancy_supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
         (2, 2, 2), description="Repeats of the primitive cell for the vacancy."
+    )
+    vacancy_relax_steps: int = Field(
+        12,
+        ge=0,
+        le=100,
+        description="pw.x single points at most for the DFT vacancy relaxation (BFGS on pw.x "
+        "forces, fixed cell); 0 leaves the DFT relaxed vacancy energy out.",
     )
     phonon_supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
         (2, 2, 2), description="Repeats of the primitive cell for phonopy's displacements."

@@ -21,6 +21,14 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.dft_check import stored_result
+from mlip_autopipec.orchestration.labeling import ProgressCallback
+from mlip_autopipec.orchestration.training import finished_fits
+from mlip_autopipec.orchestration.validation import (
+    dft_reference,
+    score_fits,
+    validate_potential,
+)
 from mlip_autopipec.training.pacemaker import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -55,6 +63,38 @@ def choose(fits: list[tuple[int, TrainingResult]], scores: dict[int, float | Non
     if iteration != newest:
         why += f"; the newest fit, iteration {newest}, scored worse"
     return Choice(iteration, fit, why, scores)
+
+
+def hand_over_after_run(
+    campaign: Campaign, on_progress: ProgressCallback | None = None
+) -> tuple[Path | None, Path | None]:
+    """`run`'s last step: DFT's side of the validation once, every fit scored against it (no
+    more DFT), the best validated in full and handed over. Returns (validation JSON, potential
+    folder); a failure is logged and never costs the campaign what it computed."""
+    fits = finished_fits(campaign)
+    if not fits:
+        return None, None
+    scores: dict[int, float | None] = {}
+    reference = None
+    if campaign.config.validation.enabled:
+        try:
+            reference = dft_reference(campaign, on_progress)
+            scores = {n: s["score"] for n, s in score_fits(campaign, fits, reference)}
+        except Exception as error:  # noqa: BLE001 - the campaign's results must survive
+            logger.warning("validation of the fits failed: %s", error)
+    choice = choose(fits, scores)
+    document, path = None, None
+    if reference is not None:
+        try:
+            path = validate_potential(campaign, choice.iteration, reference=reference)
+            document = read_json(path)
+        except Exception as error:  # noqa: BLE001
+            logger.warning("validation of iteration %d failed: %s", choice.iteration, error)
+    try:
+        return path, hand_over(campaign, choice, document, stored_result(campaign))
+    except OSError as error:
+        logger.warning("could not hand over iteration %d's potential: %s", choice.iteration, error)
+        return path, None
 
 
 def potential_folder(campaign: Campaign) -> Path:
@@ -92,9 +132,13 @@ def card_text(
 ) -> str:
     config = campaign.config
     species = " ".join(config.system.elements)
+    scored = ", ".join(
+        f"{n}: {'-' if v is None else f'{v:.3g}'}" for n, v in sorted(choice.scores.items())
+    )
     parts = [
         f"# ACE potential for {species}",
-        f"Fit of iteration {choice.iteration} ({choice.fit.folder}): {choice.reason}.",
+        f"Fit of iteration {choice.iteration} ({choice.fit.folder}): {choice.reason}."
+        + (f" Validation scores by iteration (lower is better): {scored}." if scored else ""),
         "Files: `potential.yaml` (B-basis: pyace, `pair_style pace/extrapolation`), "
         "`potential.yace` (`pair_style pace`), `potential.asi` (active set for gamma).",
         "## Data it saw\n" + _data_lines(campaign, choice),
@@ -146,8 +190,12 @@ def _dft_lines(campaign: Campaign, dft_check: dict[str, Any] | None) -> str:
     )
     if dft.occupations == "smearing":
         line += f" ({dft.smearing}, {dft.degauss:g} Ry)"
-    verdict = (dft_check or {}).get("summary") or "no DFT settings check recorded"
-    return f"{line}.\nSettings check: {verdict}."
+    if dft_check is None:
+        verdict = "no DFT settings check recorded"
+    else:
+        state = "passed" if dft_check.get("passed") else "FAILED"
+        verdict = f"{state}: {dft_check.get('message', '')}"
+    return f"{line}.\nSettings check {verdict}"
 
 
 def _validation_lines(document: dict[str, Any] | None) -> str:

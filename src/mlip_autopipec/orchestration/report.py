@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mlip_autopipec.core.files import write_atomically  # noqa: E402
 from mlip_autopipec.orchestration.campaign import Campaign  # noqa: E402
 from mlip_autopipec.orchestration.inference import SUMMARY_FILE, load_summary  # noqa: E402
+from mlip_autopipec.orchestration.report_dft_check import dft_check_section  # noqa: E402
 from mlip_autopipec.orchestration.report_validation import validation_section  # noqa: E402
 from mlip_autopipec.orchestration.status import IterationRow, iteration_rows, stop_reason  # noqa: E402
 from mlip_autopipec.orchestration.training import finished_fits  # noqa: E402
@@ -148,6 +149,7 @@ td,th{{border:1px solid #999;padding:4px 8px;text-align:right}}img{{max-width:52
 figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>MLIP-AutoPipe: {html.escape(", ".join(config.system.elements))}</h1>
 <p>Work dir: {html.escape(str(config.workflow.work_dir))}<br>Status: {html.escape(reason)}</p>
+{dft_check_section(campaign)}
 {_table(rows)}
 {figures}
 {validation_section(campaign)}

@@ -23,9 +23,10 @@ def validation_section(campaign: Campaign) -> str:
     parts = [
         "<h2>Validation</h2>",
         f"<p>Potential of iteration {int(document['iteration'])}: "
-        f"{html.escape(str(document['potential']))}. Both sides on the same cells at the "
-        "configured lattice constant; vacancy and surfaces unrelaxed, elastic constants with "
-        "clamped ions.</p>",
+        f"{html.escape(str(document['potential']))}. Each side at its own equilibrium: a0 "
+        "from its own E-V scan, everything else at that a0 (C44 with relaxed ions, clamped "
+        "beside it; surfaces unrelaxed).</p>",
+        _checks(document.get("checks", [])),
         _table(document["comparisons"]),
         _notes(document),
         _cost(document["dft_cost"]),
@@ -53,6 +54,24 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"<td>{share}</td></tr>"
         )
     return "\n".join(lines) + "</table>"
+
+
+def failed_check_lines(document: dict[str, Any]) -> list[str]:
+    """One line per failed check: never averaged into the table, always shown."""
+    return [
+        f"FAILED {check['side']}: {check['name']}: {check['detail']}"
+        for check in document.get("checks", [])
+        if not check["passed"]
+    ]
+
+
+def _checks(checks: list[dict[str, Any]]) -> str:
+    if not checks:
+        return ""
+    failed = failed_check_lines({"checks": checks})
+    lines = "".join(f'<p style="color:#c00"><b>{html.escape(line)}</b></p>' for line in failed)
+    passed = sum(check["passed"] for check in checks)
+    return lines + f"<p>Checks: {passed} of {len(checks)} passed.</p>"
 
 
 def _notes(document: dict[str, Any]) -> str:
@@ -102,12 +121,19 @@ def validation_lines(campaign: Campaign) -> list[str]:
     if document is None:
         return []
     lines = [f"validation of iteration {int(document['iteration'])} (potential vs DFT):"]
+    lines += [f"  {line}" for line in failed_check_lines(document)]
     for row in document["comparisons"]:
         error = row.get("relative_error")
         share = "" if error is None else f" ({100 * error:+.1f} %)"
         lines.append(
             f"  {row['name']}: {_number(row['potential'], 4)} vs {_number(row['dft'], 4)} "
             f"{row['unit']}{share}"
+        )
+    score = document.get("score")
+    if score:
+        lines.append(
+            f"  score {score['score']:.3f} ({score['failed_checks']} failed checks, mean "
+            f"error {score['mean_error_over_target']:.2f} x target; lower is better)"
         )
     md = document.get("md")
     if md:

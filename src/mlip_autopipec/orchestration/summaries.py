@@ -222,11 +222,13 @@ class ValidateSummary(_Summary):
     """The final potential vs DFT after the loop stopped (shown like a phase, never stored)."""
 
     result: str | None = None  # the iter_NNN.json written, None when it failed
+    potential: str | None = None  # the hand-over folder (work_dir/potential)
 
     def describe(self) -> str:
+        handed = f"; the potential to use: {self.potential}" if self.potential else ""
         if self.result is None:
-            return "failed (the campaign's results are kept; see the log)"
-        return f"potential vs DFT in {self.result}"
+            return "failed (the campaign's results are kept; see the log)" + handed
+        return f"potential vs DFT in {self.result}{handed}"
 
 
 SUMMARY_TYPES: dict[str, type[_Summary]] = {

@@ -1,89 +1,47 @@
 """Validation wiring: the potential vs DFT on the physical properties of `validation/`.
 
-The DFT side goes through the normal labeling path (Dask + pw.x, stored `selected` then
-`labeled`) but in a database of its own, work_dir/validation/validation.db, with its own dft
-folder: validation structures are never trained on, never start an MD and are never a novelty
-reference. A rerun finds its labels there by structure hash and runs no pw.x again. Results
-are written atomically to work_dir/validation/iter_NNN.json with PNG plots beside it.
+The DFT side (validation_dft.py) is computed once per call and shared by every potential
+compared with it; `validate_candidate` scores one potential against it without any new DFT,
+for a step that chooses which potential to hand over. Results are written atomically to
+work_dir/validation/iter_NNN.json with PNG plots beside it: the table, the checks (each one
+passed or failed, never averaged), the score, both sides and the DFT cost.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ase import Atoms
-
-from mlip_autopipec.core import keys
-from mlip_autopipec.core.database import DatabaseManager, structure_hash
 from mlip_autopipec.core.files import write_atomically
-from mlip_autopipec.errors import UserError
 from mlip_autopipec.inference.ase_md import run_ase_md
 from mlip_autopipec.inference.md_types import MDRunSpec, PotentialFiles
-from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
-from mlip_autopipec.orchestration.labeling import ProgressCallback, label_selected
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.labeling import ProgressCallback
 from mlip_autopipec.orchestration.training import finished_fits
-from mlip_autopipec.training.pacemaker import TrainingResult
-from mlip_autopipec.validation.evaluate import (
-    Results,
-    compare,
-    evaluate_potential,
-    side_properties,
+from mlip_autopipec.orchestration.validation_dft import (
+    DFTReference,
+    ValidationError,
+    dft_reference,
+    validation_layout,
 )
+from mlip_autopipec.training.pacemaker import TrainingResult
+from mlip_autopipec.validation.calculator import potential_side
+from mlip_autopipec.validation.evaluate import SideProperties, compare
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
-from mlip_autopipec.validation.properties import Calculated, radial_distribution, rdf_peaks
-from mlip_autopipec.validation.structures import ValidationPlan, build_plan, common_kspacing
+from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
+from mlip_autopipec.validation.score import candidate_score
+from mlip_autopipec.validation.structures import ValidationPlan
 
 logger = logging.getLogger(__name__)
 
-VALIDATION_FOLDER = "validation"
-VALIDATION_DATABASE = "validation.db"
-ORIGIN = "validation"
-DFT_SETTINGS_FILE = "dft_settings.json"  # the settings the stored DFT labels were made with
-SAME_MESH = ("eos_", "elastic_", "bulk")  # the primitive cells: one k-mesh for them all
-
-
-class ValidationError(UserError):
-    """There is no potential to validate, or the asked-for iteration has none."""
-
-
-@dataclass(frozen=True)
-class DFTCost:
-    kspacing: float  # dft.kspacing, lowered so the primitive cells share one k-mesh
-    structures: int  # distinct structures the validation needs
-    labeled: int
-    failed: int
-    new_calculations: int  # pw.x labels run by this call (0 on a rerun)
-    wall_time: float  # s of pw.x, all labels the validation uses
-
-
-def validation_layout(campaign: Campaign) -> CampaignLayout:
-    return CampaignLayout(campaign.layout.work_dir / VALIDATION_FOLDER)
+__all__ = ["DFTReference", "ValidationError", "dft_reference", "validate_candidate"]
 
 
 def result_file(campaign: Campaign, iteration: int) -> Path:
     return validation_layout(campaign).work_dir / f"iter_{iteration:03d}.json"
-
-
-def validation_campaign(campaign: Campaign, kspacing: float | None = None) -> Campaign:
-    """The same config (k-spacing as given), with the validation's own database and dft
-    folder."""
-    config = campaign.config
-    if kspacing is not None:
-        dft = config.dft.model_copy(update={"kspacing": kspacing})
-        config = config.model_copy(update={"dft": dft})
-    layout = validation_layout(campaign)
-    layout.work_dir.mkdir(parents=True, exist_ok=True)
-    system = campaign.config.system
-    database = DatabaseManager(
-        layout.work_dir / VALIDATION_DATABASE,
-        min_distance=system.min_distance,
-        allowed_elements=system.elements,
-    )
-    return Campaign(config, database, layout)
 
 
 def choose_fit(campaign: Campaign, iteration: int | None) -> tuple[int, TrainingResult]:
@@ -99,37 +57,71 @@ def choose_fit(campaign: Campaign, iteration: int | None) -> tuple[int, Training
     raise ValidationError(f"iteration {iteration} has no finished potential (have: {have})")
 
 
+def validate_candidate(
+    campaign: Campaign, fit: TrainingResult, reference: DFTReference | None = None
+) -> dict[str, Any]:
+    """One potential against the DFT side, with no new DFT: `reference` as computed by
+    `dft_reference` (else the stored DFT labels are read). Returns the table rows, the checks
+    of both sides, the potential's properties and its score (validation/score.py: lower is
+    better; a failed check ranks below every candidate that passes them all)."""
+    if reference is None:
+        reference = dft_reference(campaign, compute=False)
+    return candidate_document(potential_side(reference.scan, fit.potential), reference)
+
+
+def candidate_document(potential: SideProperties, reference: DFTReference) -> dict[str, Any]:
+    rows = [row.as_dict() for row in compare(potential, reference.side)]
+    checks = potential.checks + reference.side.checks
+    return {
+        "comparisons": rows,
+        "checks": [check.as_dict() for check in checks],
+        "score": candidate_score(rows, potential.checks),
+        "potential_side": _jsonable(asdict(potential)),
+    }
+
+
+def score_fits(
+    campaign: Campaign, fits: list[tuple[int, TrainingResult]], reference: DFTReference
+) -> list[tuple[int, dict[str, Any]]]:
+    """Every fit's score against one DFT side, best first (no DFT)."""
+    scored = [(n, validate_candidate(campaign, fit, reference)["score"]) for n, fit in fits]
+    return sorted(scored, key=lambda item: item[1]["score"])
+
+
 def validate_potential(
-    campaign: Campaign, iteration: int | None = None, on_progress: ProgressCallback | None = None
+    campaign: Campaign,
+    iteration: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    reference: DFTReference | None = None,
 ) -> Path:
-    """Compute every configured property with the potential and with DFT; write the JSON."""
+    """Compute every configured property with the potential and with DFT (each at its own
+    equilibrium); write the JSON. A given `reference` is used as it is (no DFT)."""
     fit_iteration, fit = choose_fit(campaign, iteration)
     config = campaign.config
-    generation = config.exploration.generation
-    plan = build_plan(config.system, config.validation, generation.surfaces)
-    potential_side = side_properties(plan, evaluate_potential(plan.structures, fit.potential))
-    dft_results, cost = label_dft_side(campaign, plan.structures, on_progress)
-    dft_side = side_properties(plan, dft_results)
+    if reference is None:
+        reference = dft_reference(campaign, on_progress)
+    potential = potential_side(reference.scan, fit.potential)
     folder = validation_layout(campaign).work_dir
     prefix = f"iter_{fit_iteration:03d}"
     plots = [
         eos_plot(
-            {"potential": potential_side.eos, "DFT": dft_side.eos}, folder / f"{prefix}_eos.png"
+            {"potential": potential.eos, "DFT": reference.side.eos},
+            folder / f"{prefix}_eos.png",
         ),
         phonon_plot(
-            {"potential": potential_side.phonons, "DFT": dft_side.phonons},
+            {"potential": potential.phonons, "DFT": reference.side.phonons},
             folder / f"{prefix}_phonons.png",
         ),
     ]
-    md = md_check(campaign, fit, plan, folder / f"{prefix}_rdf.png") if _wants(plan, "md") else None
+    plan = reference.scan
+    md = md_check(campaign, fit, plan, folder / f"{prefix}_rdf.png") if plan.wants("md") else None
     document = {
         "iteration": fit_iteration,
         "potential": str(fit.potential),
         "reference_lattice_constant": config.system.lattice_constant,
-        "comparisons": [row.as_dict() for row in compare(potential_side, dft_side)],
-        "potential_side": _jsonable(asdict(potential_side)),
-        "dft_side": _jsonable(asdict(dft_side)),
-        "dft_cost": asdict(cost),
+        **candidate_document(potential, reference),
+        "dft_side": _jsonable(asdict(reference.side)),
+        "dft_cost": asdict(reference.cost),
         "md": md,
         "plots": [path.name for path in plots if path is not None]
         + ([md["plot"]] if md and md.get("plot") else []),
@@ -137,66 +129,6 @@ def validate_potential(
     path = write_atomically(result_file(campaign, fit_iteration), json.dumps(document, indent=1))
     logger.info("validation of %s: %s", fit.potential, path)
     return path
-
-
-def _wants(plan: ValidationPlan, name: str) -> bool:
-    return name in plan.settings.properties
-
-
-def label_dft_side(
-    campaign: Campaign, structures: dict[str, Atoms], on_progress: ProgressCallback | None
-) -> tuple[Results, DFTCost]:
-    """Label what is not labeled yet in the validation database; results by structure name."""
-    same_mesh = [atoms for name, atoms in structures.items() if name.startswith(SAME_MESH)]
-    kspacing = common_kspacing(same_mesh, campaign.config.dft.kspacing)
-    validation = validation_campaign(campaign, kspacing)
-    check_same_dft_settings(validation)
-    database = validation.database
-    database.add_structures(list(structures.values()), keys.SELECTED, 0, ORIGIN)
-    progress = label_selected(validation, on_progress=on_progress)
-    rows = {r.key_value_pairs[keys.STRUCTURE_HASH]: r for r in database.select(origin=ORIGIN)}
-    needed = {structure_hash(atoms) for atoms in structures.values()}
-    used = [rows[fingerprint] for fingerprint in needed if fingerprint in rows]
-    results: Results = {}
-    for name, atoms in structures.items():
-        record = rows.get(structure_hash(atoms))
-        if record is not None and record.status == keys.LABELED:
-            calc_results = record.atoms.calc.results
-            results[name] = Calculated(
-                energy=float(calc_results["energy"]),
-                forces=calc_results["forces"],
-                stress=calc_results.get("stress"),
-            )
-    cost = DFTCost(
-        kspacing=kspacing,
-        structures=len(needed),
-        labeled=sum(r.status == keys.LABELED for r in used),
-        failed=sum(r.status == keys.FAILED for r in used),
-        new_calculations=progress.labeled + progress.failed,
-        wall_time=round(
-            sum(float(r.key_value_pairs.get(keys.DFT_WALL_TIME, 0.0)) for r in used), 2
-        ),
-    )
-    return results, cost
-
-
-def check_same_dft_settings(validation: Campaign) -> None:
-    """Stored DFT labels are reused by structure only: refuse them if the settings changed."""
-    path = validation.layout.work_dir / DFT_SETTINGS_FILE
-    settings = json.loads(validation.config.dft.model_dump_json())
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
-        return
-    stored = json.loads(path.read_text())
-    changed = sorted(
-        key for key in settings.keys() | stored.keys() if settings.get(key) != stored.get(key)
-    )
-    if changed:
-        raise ValidationError(
-            f"{validation.layout.work_dir} holds DFT labels made with other dft settings "
-            f"({', '.join(changed)}); move that folder away to validate with the new ones"
-        )
 
 
 def md_check(

@@ -15,21 +15,23 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.dft_check import DFTCheckSummary, dft_check_summary, refusal
 from mlip_autopipec.orchestration.errors import WorkflowError
 from mlip_autopipec.orchestration.exploration import explore_phase, select_phase
+from mlip_autopipec.orchestration.handover import hand_over_after_run
 from mlip_autopipec.orchestration.inference import extract_phase, infer_phase
 from mlip_autopipec.orchestration.labeling import LabelingProgress, label_phase
 from mlip_autopipec.orchestration.report import write_report
 from mlip_autopipec.orchestration.state import WorkflowState, phases_of
 from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary, ValidateSummary
 from mlip_autopipec.orchestration.training import train_phase
-from mlip_autopipec.orchestration.validation import validate_after_run
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PHASES", "PhaseExecutor", "WorkflowError", "WorkflowManager", "WorkflowState"]
 
 Phase = Callable[[Campaign, int, PhaseProgress | None], PhaseSummary]
+DFTCheck = Callable[[Campaign, PhaseProgress | None], DFTCheckSummary]
 
 
 class PhaseObserver(Protocol):
@@ -57,9 +59,15 @@ PHASES: dict[str, Phase] = {
 class PhaseExecutor:
     """Runs one phase by name on the campaign and returns its typed summary."""
 
-    def __init__(self, campaign: Campaign, phases: dict[str, Phase] | None = None) -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        phases: dict[str, Phase] | None = None,
+        dft_check: DFTCheck = dft_check_summary,
+    ) -> None:
         self.campaign = campaign
         self.phases = phases or PHASES
+        self.dft_check = dft_check
 
     def run(self, name: str, iteration: int, progress: PhaseProgress | None = None) -> PhaseSummary:
         return self.phases[name](self.campaign, iteration, progress)
@@ -80,6 +88,8 @@ class WorkflowManager:
         self.observer = observer
 
     def run(self) -> str:
+        """Raises DFTCheckFailed, before any label, when the dft settings fail their check."""
+        self._check_dft()
         max_iterations = self.campaign.config.workflow.max_iterations
         for iteration in range(max_iterations):
             for name in phases_of(iteration):
@@ -95,9 +105,27 @@ class WorkflowManager:
         self._write_report()
         return reason
 
+    def _check_dft(self) -> None:
+        """The DFT settings check, shown like a phase; its stored result is reused until the
+        dft settings change."""
+        if not self.campaign.config.dft_check.enabled:
+            return
+        observer = self.observer
+        if observer is not None:
+            observer.started(0, "check dft")
+        start = time.perf_counter()
+        advanced = observer.advanced if observer is not None else None
+        summary = self.executor.dft_check(self.campaign, advanced)
+        if observer is not None:
+            observer.finished(0, "check dft", summary, time.perf_counter() - start)
+        if not summary.passed:
+            raise refusal(summary)
+
     def _validate(self) -> None:
-        """The final potential vs DFT, shown like a phase; a failure is logged, never fatal."""
+        """The fits vs DFT and the hand-over of the best, shown like a phase; a failure is
+        logged, never fatal."""
         if not self.campaign.config.validation.enabled:
+            hand_over_after_run(self.campaign)  # the newest fit, its card says so
             return
         iteration = max(self.state.iterations(), default=0)
         observer = self.observer
@@ -110,9 +138,12 @@ class WorkflowManager:
                 observer.advanced(counts.labeled + counts.failed, counts.queued, detail)
 
         start = time.perf_counter()
-        path = validate_after_run(self.campaign, show)
+        path, potential = hand_over_after_run(self.campaign, show)
         if observer is not None:
-            summary = ValidateSummary(str(path) if path is not None else None)
+            summary = ValidateSummary(
+                str(path) if path is not None else None,
+                str(potential) if potential is not None else None,
+            )
             observer.finished(iteration, "validate", summary, time.perf_counter() - start)
 
     def _write_report(self) -> None:

@@ -1,4 +1,4 @@
-"""One side's properties from its per-structure results, and the potential-vs-DFT table.
+"""One side's properties from its two stages, and the potential-vs-DFT table.
 
 A property whose structures lack a result (a failed DFT label) is None: the rest still count.
 """
@@ -6,40 +6,55 @@ A property whose structures lack a result (a failed DFT label) is None: the rest
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ase import Atoms
-
+from mlip_autopipec.validation.checks import (
+    Check,
+    born_check,
+    optical_check,
+    phonon_check,
+)
+from mlip_autopipec.validation.elastic import (
+    bulk_modulus_from_constants,
+    force_strain_coupling,
+    gamma_force_constants,
+    internal_strain_correction,
+    optical_stability,
+    shear_constant,
+    uniaxial_constants,
+)
+from mlip_autopipec.validation.equilibrium import Equilibrium
 from mlip_autopipec.validation.phonons import PhononResult, phonon_frequencies
 from mlip_autopipec.validation.properties import (
-    Calculated,
     EOSResult,
-    cubic_elastic_constants,
-    fit_eos,
+    Results,
     relative_error,
     surface_energy,
     vacancy_formation_energy,
 )
 from mlip_autopipec.validation.structures import (
+    GAMMA_DISPLACEMENT,
     ValidationPlan,
     slab_name,
     surface_area,
 )
 
-Results = dict[str, Calculated]
+ZERO_FREQUENCY = 0.1  # THz: two frequencies this close to zero (acoustic at Gamma) agree
 
 
 @dataclass
 class SideProperties:
-    """Everything one side (potential or DFT) gives for a plan."""
+    """Everything one side (potential or DFT) gives, stage 2 at `lattice_constant`."""
 
+    lattice_constant: float  # Å, where stage 2 ran: the side's own a0, or the reference
+    fallback: bool = False  # no usable E(V) minimum: stage 2 at the reference
     eos: EOSResult | None = None
-    elastic: dict[str, float] | None = None
-    vacancy_energy: float | None = None
+    elastic: dict[str, float | None] | None = None  # C11, C12, C44 (relaxed), C44_clamped, B
+    vacancy_energy: float | None = None  # unrelaxed
+    vacancy_relaxed: float | None = None
     surface_energies: dict[str, float] = field(default_factory=dict)
     phonons: PhononResult | None = None
+    checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # why a property is missing or doubtful
 
 
@@ -51,10 +66,11 @@ class Comparison:
     unit: str
     potential: float | None
     dft: float | None
+    zero: float = 0.0  # values within this of zero on both sides compare as equal
 
     @property
     def relative_error(self) -> float | None:
-        return relative_error(self.potential, self.dft)
+        return relative_error(self.potential, self.dft, self.zero)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,80 +82,94 @@ class Comparison:
         }
 
 
-def evaluate_potential(structures: dict[str, Atoms], potential: Path) -> Results:
-    """Energy, forces and stress of every structure with the ACE potential (pyace)."""
-    from mlip_autopipec.core.quiet_imports import pyace_calculator
-
-    calculator = pyace_calculator(str(potential))
-    results = {}
-    for name, atoms in structures.items():
-        probe = atoms.copy()
-        probe.calc = calculator
-        results[name] = Calculated(
-            energy=float(probe.get_potential_energy()),
-            forces=np.array(probe.get_forces()),
-            stress=np.array(probe.get_stress(voigt=True)),
-        )
-    return results
-
-
-def side_properties(plan: ValidationPlan, results: Results) -> SideProperties:
-    side = SideProperties()
-    side.eos = _eos(plan, results, side.notes)
-    side.elastic = _elastic(plan, results)
-    side.vacancy_energy = _vacancy(results)
-    side.surface_energies = _surfaces(plan, results)
-    side.phonons = _phonons(plan, results)
-    return side
+def side_properties(
+    side: str,
+    equilibrium: Equilibrium,
+    plan: ValidationPlan,
+    results: Results,
+    relaxed_defect_energy: float | None = None,
+) -> SideProperties:
+    """Stage 2's properties; `relaxed_defect_energy` is the vacancy cell's energy after its
+    ions were relaxed (fixed cell), None when this side could not relax it."""
+    found = SideProperties(
+        lattice_constant=plan.lattice_constant,
+        fallback=equilibrium.fallback,
+        eos=equilibrium.eos,
+        checks=list(equilibrium.checks),
+        notes=list(equilibrium.notes),
+    )
+    found.elastic = _elastic(plan, results, side, found)
+    defect = results.get("vacancy_defect")
+    found.vacancy_energy = _vacancy(results, None if defect is None else defect.energy)
+    found.vacancy_relaxed = _vacancy(results, relaxed_defect_energy)
+    found.surface_energies = _surfaces(plan, results)
+    found.phonons = _phonons(plan, results)
+    if found.phonons is not None:
+        lowest = min(min(row) for row in found.phonons.band_frequencies)
+        found.checks.append(phonon_check(lowest, side))
+    return found
 
 
 def _have(results: Results, names: list[str]) -> bool:
     return bool(names) and all(name in results for name in names)
 
 
-def _eos(plan: ValidationPlan, results: Results, notes: list[str]) -> EOSResult | None:
-    names = plan.names("eos_")
-    if not _have(results, names):
-        return None
-    n_atoms = len(plan.primitive)
-    volumes = [plan.structures[name].get_volume() / n_atoms for name in names]
-    energies = [results[name].energy / n_atoms for name in names]
-    v_reference = plan.primitive.get_volume() / n_atoms
-    try:
-        eos = fit_eos(volumes, energies, _lattice_constant(plan), v_reference)
-    except (RuntimeError, ValueError) as error:
-        notes.append(f"eos: the Birch-Murnaghan fit failed ({error})")
-        return None
-    if not min(volumes) <= eos.v0 <= max(volumes):
-        notes.append("eos: the fitted minimum lies outside the sampled volumes (extrapolated)")
-    return eos
-
-
-def _lattice_constant(plan: ValidationPlan) -> float:
-    """The conventional lattice constant of the reference cell (what system.lattice_constant
-    means), recovered from the primitive volume of the cubic prototypes."""
-    per_conventional = {"fcc": 4, "diamond": 4, "rocksalt": 4, "zincblende": 4, "bcc": 2, "sc": 1}
-    cells = per_conventional.get(plan.prototype)
-    if cells is None:  # hcp: the in-plane lattice constant
-        return float(plan.primitive.cell.lengths()[0])
-    return float((plan.primitive.get_volume() * cells) ** (1 / 3))
-
-
-def _elastic(plan: ValidationPlan, results: Results) -> dict[str, float] | None:
-    names = ["elastic_plus", "elastic_minus"]
+def _elastic(
+    plan: ValidationPlan, results: Results, side: str, found: SideProperties
+) -> dict[str, float | None] | None:
+    names = plan.names("elastic_")
     if not _have(results, names) or any(results[n].stress is None for n in names):
         return None
-    plus, minus = (results[name].stress for name in names)
-    assert plus is not None and minus is not None
-    return cubic_elastic_constants(plan.settings.elastic_strain, plus, minus)
+    strain = plan.settings.elastic_strain
+    xx = [results[f"elastic_xx_{sign}"] for sign in ("plus", "minus")]
+    yz = [results[f"elastic_yz_{sign}"] for sign in ("plus", "minus")]
+    c11, c12 = uniaxial_constants(strain, xx[0].stress, xx[1].stress)  # type: ignore[arg-type]
+    clamped = shear_constant(strain, yz[0].stress, yz[1].stress)  # type: ignore[arg-type]
+    relaxed = _relaxed_c44(plan, results, clamped, side, found)
+    constants: dict[str, float | None] = {
+        "C11": c11,
+        "C12": c12,
+        "C44": relaxed,
+        "C44_clamped": clamped,
+        "B": bulk_modulus_from_constants(c11, c12),
+    }
+    found.checks.append(born_check(constants, side))
+    return constants
 
 
-def _vacancy(results: Results) -> float | None:
-    if not _have(results, ["vacancy_bulk", "vacancy_defect"]):
+def _relaxed_c44(
+    plan: ValidationPlan, results: Results, clamped: float, side: str, found: SideProperties
+) -> float | None:
+    """Clamped C44 minus the internal-strain correction (single points only)."""
+    n_atoms = len(plan.primitive)
+    if n_atoms == 1:
+        return clamped  # one atom per cell: nothing to relax
+    names = plan.names("gamma_")
+    if not _have(results, names):
+        found.notes.append("C44 (relaxed ions): displaced-cell labels missing")
+        return None
+    displaced = {}
+    for atom in range(n_atoms - 1):
+        for axis, letter in enumerate("xyz"):
+            pair = (results[f"gamma_{atom}_{letter}_{sign}"].forces for sign in ("plus", "minus"))
+            displaced[(atom, axis)] = tuple(pair)
+    phi = gamma_force_constants(n_atoms, GAMMA_DISPLACEMENT, displaced)  # type: ignore[arg-type]
+    smallest = optical_stability(phi)
+    found.checks.append(optical_check(smallest, side))
+    if smallest <= 0:
+        found.notes.append("C44 (relaxed ions): an unstable optical mode at Gamma, no value")
+        return None
+    strain = plan.settings.elastic_strain
+    yz = [results[f"elastic_yz_{sign}"].forces for sign in ("plus", "minus")]
+    coupling = force_strain_coupling(strain, yz[0], yz[1])
+    return clamped - internal_strain_correction(coupling, phi, plan.primitive.get_volume())
+
+
+def _vacancy(results: Results, defect_energy: float | None) -> float | None:
+    if "vacancy_bulk" not in results or defect_energy is None:
         return None
     perfect = results["vacancy_bulk"]
-    n_perfect = len(perfect.forces)
-    return vacancy_formation_energy(perfect.energy, n_perfect, results["vacancy_defect"].energy)
+    return vacancy_formation_energy(perfect.energy, len(perfect.forces), defect_energy)
 
 
 def _surfaces(plan: ValidationPlan, results: Results) -> dict[str, float]:
@@ -169,22 +199,23 @@ def _phonons(plan: ValidationPlan, results: Results) -> PhononResult | None:
 
 def compare(potential: SideProperties, dft: SideProperties) -> list[Comparison]:
     """The table rows, in a fixed order; a property neither side has is left out."""
-    rows = []
+    rows = [Comparison("a0", "Å", _a0(potential), _a0(dft))]
     if potential.eos or dft.eos:
-        rows.append(Comparison("a0", "Å", _get(potential.eos, "a0"), _get(dft.eos, "a0")))
-        rows.append(
-            Comparison(
-                "B", "GPa", _get(potential.eos, "bulk_modulus"), _get(dft.eos, "bulk_modulus")
-            )
-        )
-    for key in ("C11", "C12", "C44"):
-        if potential.elastic or dft.elastic:
-            mine, theirs = potential.elastic or {}, dft.elastic or {}
-            rows.append(Comparison(f"{key} (clamped ions)", "GPa", mine.get(key), theirs.get(key)))
-    if potential.vacancy_energy is not None or dft.vacancy_energy is not None:
-        rows.append(
-            Comparison("E_vac (unrelaxed)", "eV", potential.vacancy_energy, dft.vacancy_energy)
-        )
+        rows.append(Comparison("B (EOS)", "GPa", _bulk(potential.eos), _bulk(dft.eos)))
+    if potential.elastic or dft.elastic:
+        mine, theirs = potential.elastic or {}, dft.elastic or {}
+        for key, label in (
+            ("B", "B (from C11, C12)"),
+            ("C11", "C11"),
+            ("C12", "C12"),
+            ("C44", "C44 (relaxed ions)"),
+            ("C44_clamped", "C44 (clamped ions)"),
+        ):
+            rows.append(Comparison(label, "GPa", mine.get(key), theirs.get(key)))
+    for attribute, label in (("vacancy_energy", "unrelaxed"), ("vacancy_relaxed", "relaxed")):
+        mine_value, theirs_value = getattr(potential, attribute), getattr(dft, attribute)
+        if mine_value is not None or theirs_value is not None:
+            rows.append(Comparison(f"E_vac ({label})", "eV", mine_value, theirs_value))
     for name in sorted(set(potential.surface_energies) | set(dft.surface_energies)):
         label = f"gamma_{name.removeprefix('surface_')} (unrelaxed)"
         rows.append(
@@ -194,6 +225,15 @@ def compare(potential: SideProperties, dft: SideProperties) -> list[Comparison]:
         )
     rows.extend(_phonon_rows(potential.phonons, dft.phonons))
     return rows
+
+
+def _a0(side: SideProperties) -> float | None:
+    """The side's own a0: None when its E(V) had no usable minimum (a failed check says so)."""
+    return None if side.fallback or side.eos is None else side.eos.a0
+
+
+def _bulk(eos: EOSResult | None) -> float | None:
+    return None if eos is None else eos.bulk_modulus
 
 
 def _phonon_rows(potential: PhononResult | None, dft: PhononResult | None) -> list[Comparison]:
@@ -210,6 +250,7 @@ def _phonon_rows(potential: PhononResult | None, dft: PhononResult | None) -> li
                     "THz",
                     _frequency(potential, point, pick),
                     _frequency(dft, point, pick),
+                    zero=ZERO_FREQUENCY,
                 )
             )
     return rows
@@ -219,7 +260,3 @@ def _frequency(result: PhononResult | None, point: str, pick: Any) -> float | No
     if result is None or point not in result.point_frequencies:
         return None
     return float(pick(result.point_frequencies[point]))
-
-
-def _get(result: EOSResult | None, name: str) -> float | None:
-    return None if result is None else float(getattr(result, name))

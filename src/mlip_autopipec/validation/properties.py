@@ -21,6 +21,9 @@ class Calculated:
     stress: np.ndarray | None = None
 
 
+Results = dict[str, Calculated]  # by structure name
+
+
 @dataclass(frozen=True)
 class EOSResult:
     volumes: list[float]  # Å^3 per atom
@@ -43,6 +46,8 @@ def fit_eos(
     with warnings.catch_warnings():  # a minimum outside the volumes: the caller notes it
         warnings.simplefilter("ignore")
         v0, e0, b = EquationOfState(volumes, energies, eos="birchmurnaghan").fit()
+    if not (np.isfinite(v0) and v0 > 0 and np.isfinite(b)):
+        raise ValueError(f"no physical minimum (V0 {v0:.3g} Å^3/atom)")
     return EOSResult(
         volumes=[float(v) for v in volumes],
         energies=[float(e) for e in energies],
@@ -53,21 +58,8 @@ def fit_eos(
     )
 
 
-def cubic_elastic_constants(
-    strain: float, stress_plus: np.ndarray, stress_minus: np.ndarray
-) -> dict[str, float]:
-    """C11, C12, C44 (GPa) by central differences from the two cells of `strain_matrix`:
-    uniaxial xx strain and engineering yz shear, both of size +-`strain`."""
-    slope = (np.asarray(stress_plus) - np.asarray(stress_minus)) / (2 * strain) / GPa
-    return {
-        "C11": float(slope[0]),
-        "C12": float((slope[1] + slope[2]) / 2),
-        "C44": float(slope[3]),
-    }
-
-
 def vacancy_formation_energy(e_perfect: float, n_perfect: int, e_defect: float) -> float:
-    """Unrelaxed: E(N-1) - (N-1)/N E(N), in eV."""
+    """E(N-1) - (N-1)/N E(N), in eV (relaxed or not, as the defect energy is)."""
     return float(e_defect - (n_perfect - 1) / n_perfect * e_perfect)
 
 
@@ -102,7 +94,13 @@ def rdf_peaks(r: np.ndarray, g: np.ndarray, count: int = 2) -> list[float]:
     return sorted(float(r[i]) for i in best)
 
 
-def relative_error(predicted: float | None, reference: float | None) -> float | None:
-    if predicted is None or reference is None or reference == 0:
+def relative_error(
+    predicted: float | None, reference: float | None, zero: float = 0.0
+) -> float | None:
+    """(predicted - reference) / |reference|; None when either is missing or both are zero
+    (|value| <= `zero`): two zeros agree, they are no error."""
+    if predicted is None or reference is None:
+        return None
+    if abs(reference) <= zero and abs(predicted) <= zero or reference == 0:
         return None
     return float((predicted - reference) / abs(reference))

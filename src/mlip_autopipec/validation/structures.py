@@ -1,10 +1,19 @@
-"""The structures a validation computes, built from the config: every one at the configured
-lattice constant (or ASE's reference value), so the DFT side is labeled in one batch.
+"""The structures a validation computes, in two stages, built from the config.
 
-Protocol (the same on both sides, documented in README): E-V points scale the primitive cell
-isotropically; elastic constants come from two strained primitive cells at the reference
-lattice constant (central differences cancel its residual pressure; ions clamped); the vacancy
-and the slabs are unrelaxed; phonons come from phonopy's displacements of a supercell.
+Stage 1 (`scan_plan`): an E-V scan of the primitive cell around `system.lattice_constant`
+(ASE's value when unset). Each side (potential, DFT) fits its own equilibrium volume to it.
+Stage 2 (`equilibrium_plan`): everything else at that side's own equilibrium: strained cells
+for C11, C12 (uniaxial xx) and C44 (pure yz shear, ions clamped), displaced primitive cells
+for the Gamma-point force constants (the internal-strain correction to C44), the vacancy pair,
+the bulk reference and slabs for surface energies, and phonopy's displaced supercells.
+
+No E-V volume equals a volume of the training anchors (`ANCHOR_VOLUME_STRAINS`): a
+validation that reruns a training structure tests nothing.
+
+DFT settings are exactly those of the training labels. Every structure carries the k-point
+cell its mesh is taken from (`keys.KPOINT_CELL`): the unstrained cell at the reference lattice
+constant, so the E-V points, the strained cells and both sides' stage 2 share one mesh per cell
+shape wherever a0 falls, as the anchors of the same crystal do in training.
 """
 
 from __future__ import annotations
@@ -15,10 +24,23 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk, surface
 
-from mlip_autopipec.config import SurfaceSpec, SystemConfig, ValidationConfig
+from mlip_autopipec.config import AnchorsConfig, SurfaceSpec, SystemConfig, ValidationConfig
+from mlip_autopipec.core.keys import KPOINT_CELL
 from mlip_autopipec.errors import UserError
 
 CUBIC_PROTOTYPES = ("diamond", "fcc", "bcc", "sc", "rocksalt", "zincblende")
+# Volume strains of generation's physics anchors by default (the primitive cell scaled).
+ANCHOR_VOLUME_STRAINS = tuple(AnchorsConfig().volume_strains)
+# Conventional cubic cell per primitive cell: turns a primitive volume into `a`.
+PRIMITIVES_PER_CONVENTIONAL = {
+    "fcc": 4,
+    "diamond": 4,
+    "rocksalt": 4,
+    "zincblende": 4,
+    "bcc": 2,
+    "sc": 1,
+}
+GAMMA_DISPLACEMENT = 0.01  # Å, atoms displaced in the primitive cell for Gamma force constants
 
 
 class ValidationSetupError(UserError):
@@ -27,7 +49,8 @@ class ValidationSetupError(UserError):
 
 @dataclass(frozen=True)
 class ValidationPlan:
-    """Named structures per property; `structures` keeps the order they are computed in."""
+    """Named structures of one stage; `structures` keeps the order they are computed in.
+    `primitive` is the primitive cell this stage's structures are built from."""
 
     primitive: Atoms
     prototype: str
@@ -37,6 +60,22 @@ class ValidationPlan:
 
     def names(self, prefix: str) -> list[str]:
         return [name for name in self.structures if name.startswith(prefix)]
+
+    @property
+    def lattice_constant(self) -> float:
+        return lattice_constant(self.primitive, self.prototype)
+
+    def wants(self, name: str) -> bool:
+        return name in self.settings.properties
+
+
+def lattice_constant(primitive: Atoms, prototype: str) -> float:
+    """The conventional lattice constant of a primitive cell (what system.lattice_constant
+    means) for the cubic prototypes; the in-plane one for hcp."""
+    cells = PRIMITIVES_PER_CONVENTIONAL.get(prototype)
+    if cells is None:
+        return float(primitive.cell.lengths()[0])
+    return float((primitive.get_volume() * cells) ** (1 / 3))
 
 
 def primitive_cell(system: SystemConfig) -> Atoms:
@@ -54,52 +93,113 @@ def primitive_cell(system: SystemConfig) -> Atoms:
         ) from None
 
 
-def build_plan(
-    system: SystemConfig, settings: ValidationConfig, surfaces: list[SurfaceSpec]
+def scan_plan(
+    system: SystemConfig,
+    settings: ValidationConfig,
+    surfaces: list[SurfaceSpec],
+    avoid: tuple[float, ...] = ANCHOR_VOLUME_STRAINS,
 ) -> ValidationPlan:
+    """Stage 1: the E-V scan around the reference lattice constant, clear of the volume
+    strains `avoid` (the training anchors')."""
     primitive = primitive_cell(system)
     assert system.prototype is not None  # primitive_cell checked it
     plan = ValidationPlan(primitive, system.prototype, settings, list(surfaces))
-    wanted = set(settings.properties)
-    if "eos" in wanted:
-        plan.structures.update(eos_structures(primitive, settings))
-    if "elastic" in wanted and system.prototype in CUBIC_PROTOTYPES:
+    if plan.wants("eos"):
+        plan.structures.update(eos_structures(primitive, settings, avoid))
+    with_mesh_of(plan.structures, primitive.cell.array)
+    return plan
+
+
+def with_mesh_of(structures: dict[str, Atoms], cell: np.ndarray) -> None:
+    """Every structure takes its k-mesh from `cell` (the same cell shape, unstrained, at the
+    reference lattice constant)."""
+    for atoms in structures.values():
+        atoms.info[KPOINT_CELL] = np.array(cell, dtype=float)
+
+
+def scaled_to_volume(primitive: Atoms, volume_per_atom: float) -> Atoms:
+    """The primitive cell scaled isotropically, lengths rounded so that reruns give the same
+    structure hashes."""
+    factor = (volume_per_atom * len(primitive) / primitive.get_volume()) ** (1 / 3)
+    factor = round(float(factor), 6)
+    atoms = primitive.copy()
+    atoms.set_cell(primitive.cell * factor, scale_atoms=True)
+    return atoms
+
+
+def equilibrium_plan(scan: ValidationPlan, volume_per_atom: float) -> ValidationPlan:
+    """Stage 2: every other property at one side's own equilibrium volume (Å^3/atom)."""
+    primitive = scaled_to_volume(scan.primitive, volume_per_atom)
+    settings = scan.settings
+    plan = ValidationPlan(primitive, scan.prototype, settings, scan.surfaces)
+    if plan.wants("elastic") and scan.prototype in CUBIC_PROTOTYPES:
         plan.structures.update(elastic_structures(primitive, settings.elastic_strain))
-    if "vacancy" in wanted:
+        plan.structures.update(gamma_displacements(primitive, GAMMA_DISPLACEMENT))
+        with_mesh_of(plan.structures, scan.primitive.cell.array)
+    _add_unstrained(plan, primitive)
+    factor = (primitive.get_volume() / scan.primitive.get_volume()) ** (1 / 3)
+    for atoms in plan.structures.values():
+        if KPOINT_CELL not in atoms.info:  # unstrained: its own cell, at the reference scale
+            atoms.info[KPOINT_CELL] = atoms.cell.array / factor
+    return plan
+
+
+def _add_unstrained(plan: ValidationPlan, primitive: Atoms) -> None:
+    """The stage-2 structures whose cell is unstrained: vacancy, slabs, phonon supercells."""
+    settings = plan.settings
+    if plan.wants("vacancy"):
         plan.structures.update(vacancy_structures(primitive, settings.vacancy_supercell))
-    if "surface" in wanted and surfaces:
+    if plan.wants("surface") and plan.surfaces:
         plan.structures["bulk"] = primitive.copy()
-        plan.structures.update(slab_structures(primitive, surfaces))
-    if "phonons" in wanted:
+        plan.structures.update(slab_structures(primitive, plan.surfaces))
+    if plan.wants("phonons"):
         from mlip_autopipec.validation.phonons import displaced_supercells
 
         plan.structures.update(
             displaced_supercells(primitive, settings.phonon_supercell, settings.phonon_displacement)
         )
-    return plan
 
 
-def eos_volume_factors(settings: ValidationConfig) -> np.ndarray:
+def eos_volume_factors(
+    settings: ValidationConfig, avoid: tuple[float, ...] = ANCHOR_VOLUME_STRAINS
+) -> np.ndarray:
+    """V / V_reference of the E-V points: `eos_points` evenly over 1 +- eos_volume_range; a
+    point closer than a quarter step to an anchor's volume is moved to a quarter step from it
+    (away from the anchor; outward for a point on it)."""
     spread = settings.eos_volume_range
-    return np.linspace(1 - spread, 1 + spread, settings.eos_points)
+    strains = np.linspace(-spread, spread, settings.eos_points)
+    clearance = spread / (settings.eos_points - 1) / 2  # a quarter of the step
+    for index, strain in enumerate(strains):
+        for anchor in avoid:
+            if abs(strain - anchor) < clearance:
+                direction = np.sign(strain - anchor) or np.sign(strain) or 1.0
+                strains[index] = anchor + direction * clearance
+    return 1 + strains
 
 
-def eos_structures(primitive: Atoms, settings: ValidationConfig) -> dict[str, Atoms]:
+def eos_structures(
+    primitive: Atoms, settings: ValidationConfig, avoid: tuple[float, ...] = ANCHOR_VOLUME_STRAINS
+) -> dict[str, Atoms]:
     structures = {}
-    for index, factor in enumerate(eos_volume_factors(settings)):
+    for index, factor in enumerate(eos_volume_factors(settings, avoid)):
         atoms = primitive.copy()
         atoms.set_cell(primitive.cell * factor ** (1 / 3), scale_atoms=True)
         structures[f"eos_{index}"] = atoms
     return structures
 
 
-def strain_matrix(strain: float) -> np.ndarray:
-    """Uniaxial xx strain plus an engineering yz shear of the same size. For cubic symmetry
-    normal and shear stresses do not couple, so one cell gives C11, C12 and C44."""
-    return np.array([[strain, 0, 0], [0, 0, strain / 2], [0, strain / 2, 0]])
+def uniaxial_strain(strain: float) -> np.ndarray:
+    """xx strain `strain`: C11 from sigma_xx, C12 from sigma_yy and sigma_zz."""
+    return np.array([[strain, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=float)
+
+
+def shear_strain(strain: float) -> np.ndarray:
+    """Pure yz shear of engineering strain `strain` (symmetric, no rotation): C44."""
+    return np.array([[0, 0, 0], [0, 0, strain / 2], [0, strain / 2, 0]], dtype=float)
 
 
 def strained(atoms: Atoms, strain: np.ndarray) -> Atoms:
+    """Homogeneously strained: the ions follow the cell (clamped)."""
     result = atoms.copy()
     result.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
     return result
@@ -107,9 +207,24 @@ def strained(atoms: Atoms, strain: np.ndarray) -> Atoms:
 
 def elastic_structures(primitive: Atoms, strain: float) -> dict[str, Atoms]:
     return {
-        "elastic_plus": strained(primitive, strain_matrix(strain)),
-        "elastic_minus": strained(primitive, strain_matrix(-strain)),
+        "elastic_xx_plus": strained(primitive, uniaxial_strain(strain)),
+        "elastic_xx_minus": strained(primitive, uniaxial_strain(-strain)),
+        "elastic_yz_plus": strained(primitive, shear_strain(strain)),
+        "elastic_yz_minus": strained(primitive, shear_strain(-strain)),
     }
+
+
+def gamma_displacements(primitive: Atoms, distance: float) -> dict[str, Atoms]:
+    """Each atom but the last displaced by +-`distance` along x, y, z inside the primitive
+    cell (the last column of the force constants follows from translation invariance)."""
+    structures = {}
+    for atom in range(len(primitive) - 1):
+        for axis in range(3):
+            for sign, label in ((1, "plus"), (-1, "minus")):
+                atoms = primitive.copy()
+                atoms.positions[atom, axis] += sign * distance
+                structures[f"gamma_{atom}_{'xyz'[axis]}_{label}"] = atoms
+    return structures
 
 
 def vacancy_structures(primitive: Atoms, repeats: tuple[int, int, int]) -> dict[str, Atoms]:
@@ -137,17 +252,3 @@ def slab_structures(primitive: Atoms, surfaces: list[SurfaceSpec]) -> dict[str, 
 def surface_area(slab: Atoms) -> float:
     """In-plane area (Å^2) of a slab cut by ase.build.surface (its normal is the third axis)."""
     return float(np.linalg.norm(np.cross(slab.cell[0], slab.cell[1])))
-
-
-def common_kspacing(cells: list[Atoms], kspacing: float) -> float:
-    """The largest k-spacing <= `kspacing` that gives every cell the same Monkhorst-Pack size
-    (ceil(|b| / spacing)) along every axis: a mesh that jumps between E-V volumes or strains
-    puts steps into E(V) and the stresses. Cells of very different shape keep their meshes."""
-    if not cells:
-        return kspacing
-    lengths = [
-        float(np.linalg.norm(b)) for atoms in cells for b in atoms.cell.reciprocal() * 2 * np.pi
-    ]
-    largest = max(lengths)
-    points = int(np.ceil(largest / kspacing - 1e-9))
-    return min(kspacing, largest / points * (1 + 1e-6))

@@ -1,0 +1,230 @@
+"""The DFT side of a validation, computed once and shared by every potential it is compared
+with (`DFTReference`).
+
+The DFT side goes through the normal labeling path (Dask + pw.x, stored `selected` then
+`labeled`) but in a database of its own, work_dir/validation/validation.db, with its own dft
+folder: validation structures are never trained on, never start an MD and are never a novelty
+reference. A rerun finds its labels there by structure hash and runs no pw.x again.
+
+Two stages: the E-V scan is labeled first and fitted (a0 of DFT); then the stage-2 structures
+are built at that a0 and labeled. The relaxed vacancy is a BFGS relaxation (fixed cell) driven
+by pw.x forces, one single-point label per step (`validation.vacancy_relax_steps`): every
+step is a stored label, so a rerun replays it from the database without pw.x.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from mlip_autopipec.core import keys
+from mlip_autopipec.core.database import DatabaseManager, structure_hash
+from mlip_autopipec.core.files import write_atomically
+from mlip_autopipec.errors import UserError
+from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
+from mlip_autopipec.orchestration.labeling import ProgressCallback, label_selected
+from mlip_autopipec.validation.equilibrium import find_equilibrium
+from mlip_autopipec.validation.evaluate import SideProperties, side_properties
+from mlip_autopipec.validation.properties import Calculated, Results
+from mlip_autopipec.validation.structures import ValidationPlan, equilibrium_plan, scan_plan
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_FOLDER = "validation"
+VALIDATION_DATABASE = "validation.db"
+ORIGIN = "validation"
+DFT_SETTINGS_FILE = "dft_settings.json"  # the settings the stored DFT labels were made with
+DFT_RELAX_FMAX = 0.05  # eV/Å, the DFT vacancy relaxation's force criterion
+
+
+class ValidationError(UserError):
+    """There is no potential to validate, or the asked-for iteration has none."""
+
+
+class MissingLabel(RuntimeError):
+    """A structure the DFT side needs has no label (failed, or not computed in a read-only
+    pass)."""
+
+
+@dataclass(frozen=True)
+class DFTCost:
+    kspacing: float  # dft.kspacing, as for the training labels (one mesh per cell shape)
+    structures: int  # distinct structures the validation needs
+    labeled: int
+    failed: int
+    new_calculations: int  # pw.x labels run by this call (0 on a rerun)
+    wall_time: float  # s of pw.x, all labels the validation uses
+
+
+@dataclass(frozen=True)
+class DFTReference:
+    """The DFT side of a validation: stage 1 (the scan every potential also computes) and
+    DFT's properties at its own a0."""
+
+    scan: ValidationPlan
+    side: SideProperties
+    cost: DFTCost
+
+
+def validation_layout(campaign: Campaign) -> CampaignLayout:
+    return CampaignLayout(campaign.layout.work_dir / VALIDATION_FOLDER)
+
+
+def validation_campaign(campaign: Campaign) -> Campaign:
+    """The same config (the DFT settings of the training labels), with the validation's own
+    database and dft folder."""
+    config = campaign.config
+    layout = validation_layout(campaign)
+    layout.work_dir.mkdir(parents=True, exist_ok=True)
+    system = campaign.config.system
+    database = DatabaseManager(
+        layout.work_dir / VALIDATION_DATABASE,
+        min_distance=system.min_distance,
+        allowed_elements=system.elements,
+    )
+    return Campaign(config, database, layout)
+
+
+class _Labeler:
+    """Labels structures in the validation database and keeps count of what that cost."""
+
+    def __init__(self, validation: Campaign, compute: bool, on_progress: Any) -> None:
+        self.validation, self.compute, self.on_progress = validation, compute, on_progress
+        self.used: set[str] = set()
+        self.new_calculations = 0
+
+    def label(self, structures: dict[str, Atoms]) -> Results:
+        database = self.validation.database
+        if self.compute:
+            database.add_structures(list(structures.values()), keys.SELECTED, 0, ORIGIN)
+            progress = label_selected(self.validation, on_progress=self.on_progress)
+            self.new_calculations += progress.labeled + progress.failed
+        hashes = {name: structure_hash(atoms) for name, atoms in structures.items()}
+        self.used.update(hashes.values())
+        rows = _rows(database, set(hashes.values()))
+        results: Results = {}
+        for name, fingerprint in hashes.items():
+            record = rows.get(fingerprint)
+            if record is not None and record.status == keys.LABELED:
+                found = record.atoms.calc.results
+                results[name] = Calculated(
+                    energy=float(found["energy"]),
+                    forces=np.asarray(found["forces"]),
+                    stress=found.get("stress"),
+                )
+        return results
+
+    def cost(self, kspacing: float) -> DFTCost:
+        rows = list(_rows(self.validation.database, self.used).values())
+        wall = sum(float(r.key_value_pairs.get(keys.DFT_WALL_TIME, 0.0)) for r in rows)
+        return DFTCost(
+            kspacing=kspacing,
+            structures=len(self.used),
+            labeled=sum(r.status == keys.LABELED for r in rows),
+            failed=sum(r.status == keys.FAILED for r in rows),
+            new_calculations=self.new_calculations,
+            wall_time=round(wall, 2),
+        )
+
+
+def _rows(database: DatabaseManager, hashes: set[str]) -> dict[str, Any]:
+    rows = {r.key_value_pairs[keys.STRUCTURE_HASH]: r for r in database.select(origin=ORIGIN)}
+    return {fingerprint: row for fingerprint, row in rows.items() if fingerprint in hashes}
+
+
+def dft_reference(
+    campaign: Campaign, on_progress: ProgressCallback | None = None, compute: bool = True
+) -> DFTReference:
+    """DFT's side: stage 1, its own a0, stage 2 there. With `compute` False no pw.x runs:
+    only stored labels count (what is missing leaves its property empty)."""
+    config = campaign.config
+    scan = scan_plan(
+        config.system,
+        config.validation,
+        config.exploration.generation.surfaces,
+        avoid=anchor_volume_strains(config),
+    )
+    kspacing = config.dft.kspacing
+    validation = validation_campaign(campaign)
+    check_same_dft_settings(validation)
+    labeler = _Labeler(validation, compute, on_progress)
+    equilibrium = find_equilibrium(scan, labeler.label(scan.structures), "DFT")
+    plan = equilibrium_plan(scan, equilibrium.volume)
+    results = labeler.label(plan.structures)
+    relaxed, note = None, None
+    if "vacancy_defect" in results:
+        relaxed, note = relaxed_vacancy(labeler, plan.structures["vacancy_defect"], config)
+    side = side_properties("DFT", equilibrium, plan, results, relaxed)
+    if note:
+        side.notes.append(note)
+    return DFTReference(scan, side, labeler.cost(kspacing))
+
+
+def anchor_volume_strains(config: Any) -> tuple[float, ...]:
+    """The training anchors' volume strains, which the E-V scan must not repeat."""
+    anchors = config.exploration.anchors
+    return tuple(anchors.volume_strains) if anchors.enabled else ()
+
+
+class _LabelCalculator(Calculator):
+    """Energy and forces of one structure through the labeler (pw.x or a stored label)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, labeler: _Labeler) -> None:
+        super().__init__()
+        self.labeler = labeler
+
+    def calculate(
+        self, atoms: Any = None, properties: Any = None, changes: Any = all_changes
+    ) -> None:
+        super().calculate(atoms, properties, changes)
+        found = self.labeler.label({"step": self.atoms.copy()}).get("step")
+        if found is None:
+            raise MissingLabel("a DFT label of the vacancy relaxation is missing")
+        self.results = {"energy": found.energy, "forces": np.asarray(found.forces)}
+
+
+def relaxed_vacancy(labeler: _Labeler, defect: Atoms, config: Any) -> tuple[float | None, str]:
+    """The DFT vacancy cell relaxed at fixed cell (BFGS on pw.x forces); its energy and a note.
+    None when relaxation is switched off or a step has no label."""
+    steps = config.validation.vacancy_relax_steps
+    if steps == 0:
+        return None, "E_vac (relaxed): not computed on the DFT side (vacancy_relax_steps 0)"
+    from ase.optimize import BFGS
+
+    atoms = defect.copy()
+    atoms.calc = _LabelCalculator(labeler)
+    try:
+        converged = BFGS(atoms, logfile=None, maxstep=0.1).run(fmax=DFT_RELAX_FMAX, steps=steps)
+    except MissingLabel as error:
+        return None, f"E_vac (relaxed): {error}"
+    energy = float(atoms.get_potential_energy())
+    force = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
+    state = "converged" if converged else "NOT converged (an upper bound)"
+    return energy, f"DFT vacancy relaxation {state}: max force {force:.3f} eV/Å"
+
+
+def check_same_dft_settings(validation: Campaign) -> None:
+    """Stored DFT labels are reused by structure only: refuse them if the settings changed."""
+    path = validation.layout.work_dir / DFT_SETTINGS_FILE
+    settings = json.loads(validation.config.dft.model_dump_json())
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
+        return
+    stored = json.loads(path.read_text())
+    changed = sorted(
+        key for key in settings.keys() | stored.keys() if settings.get(key) != stored.get(key)
+    )
+    if changed:
+        raise ValidationError(
+            f"{validation.layout.work_dir} holds DFT labels made with other dft settings "
+            f"({', '.join(changed)}); move that folder away to validate with the new ones"
+        )
