@@ -157,3 +157,24 @@ def test_validation_never_recomputes_an_anchor() -> None:
     validation = list(scan.structures.values())
     validation += equilibrium_plan(scan, 20.46).structures.values()
     assert not anchor_hashes & {structure_hash(atoms) for atoms in validation}
+
+
+def test_anchors_skip_one_atom_displacements_and_large_cells() -> None:
+    fcc = SystemConfig(elements=["Al"], prototype="fcc", lattice_constant=4.04)
+    big = GenerationConfig(supercells=[(3, 3, 3)])
+    anchors = build_anchors(fcc, big, AnchorsConfig())
+    assert not [item for item in anchors if item.origin == ANCHOR_DISPLACED]  # 1 and 108 atoms
+    assert len([item for item in anchors if item.origin == ANCHOR_VOLUME]) == 7
+
+
+def test_labels_of_other_dft_settings_are_never_mixed(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    from mlip_autopipec.orchestration.labeling import DFTSettingsChanged, check_same_dft_settings
+
+    check_same_dft_settings(campaign(tmp_path, config_dict))
+    config_dict["dft"]["timeout"] = 999  # how pw.x runs: the labels do not change
+    check_same_dft_settings(campaign(tmp_path, config_dict))
+    config_dict["dft"]["kspacing"] = 0.3
+    with pytest.raises(DFTSettingsChanged, match=r"other dft settings \(kspacing"):
+        check_same_dft_settings(campaign(tmp_path, config_dict))

@@ -21,6 +21,7 @@ ANCHOR_VOLUME = "anchor:volume"
 ANCHOR_STRAIN = "anchor:strain"
 ANCHOR_DISPLACED = "anchor:displaced"
 ANCHOR_ORIGINS = (ANCHOR_VOLUME, ANCHOR_STRAIN, ANCHOR_DISPLACED)
+MAX_ANCHOR_ATOMS = 16  # anchors are many small cells: a larger cell is not a cheap anchor
 
 
 def is_anchor(origin: str) -> bool:
@@ -35,12 +36,26 @@ def build_anchors(
         return []
     builder = StructureBuilder(system, generation)
     result: list[GeneratedStructure] = []
-    for base in builder.base_structures():
+    for base in crystals(builder.base_structures()):
         smallest = transforms.with_kpoint_cell(base.surface_bulk)
         result += volume_scan(smallest, anchors.volume_strains)
         result += strained_cells(smallest, anchors.strains)
         result += displaced_cells(base, generation, anchors)
     return result
+
+
+def crystals(bases: list[BaseStructure]) -> list[BaseStructure]:
+    """The bases anchors are built for: fully periodic cells of at most MAX_ANCHOR_ATOMS atoms
+    (an E-V scan of a slab, a cluster or a 64-atom liquid snapshot means nothing, and each
+    anchor is a DFT label in iteration 0), one per seed file."""
+    kept, files = [], set()
+    for base in bases:
+        cell = base.surface_bulk
+        source = base.name.split("[")[0]
+        if cell.pbc.all() and 0 < len(cell) <= MAX_ANCHOR_ATOMS and source not in files:
+            kept.append(base)
+            files.add(source)
+    return kept
 
 
 def volume_scan(cell: Atoms, volume_strains: list[float]) -> list[GeneratedStructure]:
@@ -73,6 +88,8 @@ def displaced_cells(
     cells = [base.surface_bulk] + [base.cell.repeat(s) for s in generation.supercells[:1]]
     result = []
     for number, cell in enumerate(cells):
+        if not 1 < len(cell) <= MAX_ANCHOR_ATOMS:  # one atom: a displacement is a translation
+            continue
         parent = transforms.with_kpoint_cell(cell)
         for draw in range(anchors.displaced_cells):
             rng = transforms.rng_for(generation.seed, "anchor", base.name, number, draw)

@@ -8,6 +8,7 @@ their vacuum). Cut-out environments never start MD: their boundaries are artific
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from mlip_autopipec.config import InferenceConfig
 from mlip_autopipec.core.keys import KPOINT_CELL
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.inference.md_types import MDRunSpec
+
+logger = logging.getLogger(__name__)
 
 BULK = "bulk"
 VACANCY = "vacancy"
@@ -42,11 +45,19 @@ class VolumeScan:
 
     def lattice_scale(self) -> float:
         """Linear factor from the reference cell to the DFT equilibrium: the minimum of a
-        Birch-Murnaghan fit, or the lowest point when the fit's minimum is not inside the scan."""
-        lowest = self.volumes[int(np.argmin(self.energies))]
-        v0 = lowest
+        Birch-Murnaghan fit, or the lowest point when the fit's minimum is not inside the scan.
+        A lowest point at an end of the scan is no equilibrium: then the reference (1.0)."""
+        order = np.argsort(self.volumes)
+        lowest = int(np.argmin(np.asarray(self.energies)[order]))
+        if lowest in (0, len(order) - 1):
+            logger.warning(
+                "the E-V anchors have their lowest energy at an end of the scan: MD starts at "
+                "system.lattice_constant; set it closer to the DFT value"
+            )
+            return 1.0
+        v0 = self.volumes[order[lowest]]
         if len(self.volumes) >= 5:
-            v0 = _fitted_minimum(self.volumes, self.energies) or lowest
+            v0 = _fitted_minimum(self.volumes, self.energies) or v0
         return float((v0 / self.reference_volume) ** (1 / 3))
 
 

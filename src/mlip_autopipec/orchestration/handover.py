@@ -92,7 +92,7 @@ def hand_over_after_run(
             logger.warning("validation of iteration %d failed: %s", choice.iteration, error)
     try:
         return path, hand_over(campaign, choice, document, stored_result(campaign))
-    except OSError as error:
+    except Exception as error:  # noqa: BLE001 - the campaign's results must survive
         logger.warning("could not hand over iteration %d's potential: %s", choice.iteration, error)
         return path, None
 
@@ -113,11 +113,13 @@ def hand_over(
     folder = potential_folder(campaign)
     folder.mkdir(parents=True, exist_ok=True)
     for name, attribute in FILES.items():
-        source = getattr(choice.fit, attribute)
+        source, target = getattr(choice.fit, attribute), folder / name
         if source.is_file():
             temporary = folder / f".{name}.tmp"
             shutil.copyfile(source, temporary)
-            temporary.replace(folder / name)
+            temporary.replace(target)
+        else:  # never leave another fit's active set beside this potential
+            target.unlink(missing_ok=True)
     card = card_text(campaign, choice, validation, dft_check)
     write_atomically(folder / CARD, card)
     logger.info("handed over iteration %d's potential: %s", choice.iteration, folder)

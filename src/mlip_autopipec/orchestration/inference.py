@@ -196,11 +196,20 @@ def start_conditions(
     for atoms, spec in items:
         pressure = None
         if calculator is not None and spec.start != planning.SURFACE:
-            probe = atoms.copy()
-            probe.calc = calculator
-            pressure = round(float(-np.trace(probe.get_stress(voigt=False)) / 3 / units.GPa), 2)
+            pressure = _pressure(atoms, calculator)
         conditions[spec.run_id] = (round(atoms.get_volume() / len(atoms), 3), pressure)
     return conditions
+
+
+def _pressure(atoms: Atoms, calculator: Any) -> float | None:
+    """GPa; None when the potential cannot give it (a figure to show, never a failure)."""
+    probe = atoms.copy()
+    probe.calc = calculator
+    try:
+        return round(float(-np.trace(probe.get_stress(voigt=False)) / 3 / units.GPa), 2)
+    except Exception as error:  # noqa: BLE001
+        logger.warning("no start pressure for %s: %s", atoms.get_chemical_formula(), error)
+        return None
 
 
 def _run_md(

@@ -18,8 +18,11 @@ from ase import Atoms
 from mlip_autopipec.config import DFTConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
+from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.core.label import Label, LabelError
+from mlip_autopipec.dft.check import physical_settings
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
+from mlip_autopipec.errors import UserError
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
 from mlip_autopipec.orchestration.summaries import LabelSummary, PhaseProgress
 from mlip_autopipec.orchestration.task_queue import (
@@ -69,6 +72,33 @@ def requeue_interrupted(database: DatabaseManager) -> int:
     return len(stale)
 
 
+DFT_SETTINGS_FILE = "dft_settings.json"  # what the campaign's DFT labels were made with
+
+
+class DFTSettingsChanged(UserError):
+    """The labels of a work dir were made with other physical dft settings."""
+
+
+def check_same_dft_settings(campaign: Campaign) -> None:
+    """Labels made with other settings must never be mixed (they disagree with each other):
+    the first label records what a label depends on; later labels must match it."""
+    path = campaign.layout.work_dir / DFT_SETTINGS_FILE
+    settings = json.loads(json.dumps(physical_settings(campaign.config.dft)))
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
+        return
+    stored = json.loads(path.read_text())
+    # Only what a label depends on: how pw.x is launched (timeout, launcher) may change.
+    changed = sorted(key for key in settings if settings[key] != stored.get(key))
+    if changed:
+        raise DFTSettingsChanged(
+            f"{campaign.layout.work_dir} holds DFT labels made with other dft settings "
+            f"({', '.join(changed)}; see {path}); labels of different settings must not be "
+            "mixed: change them back, or move that folder away (a new work_dir) to use them"
+        )
+
+
 def label_selected(
     campaign: Campaign,
     on_progress: ProgressCallback | None = None,
@@ -90,6 +120,7 @@ def label_selected(
     progress = LabelingProgress(queued=len(rows))
     if not rows:
         return progress
+    check_same_dft_settings(campaign)
     database.set_status([row.id for row in rows], keys.LABELING)
     start = time.perf_counter()
     layout = campaign.layout

@@ -21,6 +21,7 @@ from mlip_autopipec.orchestration.fit_errors import (
 )
 from mlip_autopipec.orchestration.summaries import PhaseProgress, TrainSummary
 from mlip_autopipec.training.dataset import (
+    TRAIN,
     DatasetBuilder,
     LabeledStructure,
     choose_reference_energies,
@@ -78,6 +79,9 @@ def train_iteration(campaign: Campaign, iteration: int | None = None) -> Trainin
         for r in records
     ]
     splits, new_splits = decide_splits(entries, config.training.test_fraction)
+    for r in records:  # anchors are what E(V) is learned from: always trained on
+        if is_anchor(r.origin) and splits[r.id] != TRAIN:
+            splits[r.id] = new_splits[r.id] = TRAIN
     anchor_weight = config.exploration.anchors.energy_weight
     structures = [
         LabeledStructure(

@@ -83,8 +83,14 @@ def candidate_document(potential: SideProperties, reference: DFTReference) -> di
 def score_fits(
     campaign: Campaign, fits: list[tuple[int, TrainingResult]], reference: DFTReference
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Every fit's score against one DFT side, best first (no DFT)."""
-    scored = [(n, validate_candidate(campaign, fit, reference)["score"]) for n, fit in fits]
+    """Every fit's score against one DFT side, best first (no DFT); a fit that cannot be
+    evaluated is logged and left out."""
+    scored = []
+    for n, fit in fits:
+        try:
+            scored.append((n, validate_candidate(campaign, fit, reference)["score"]))
+        except Exception as error:  # noqa: BLE001 - one broken fit must not hide the others
+            logger.warning("could not validate %s: %s", fit.folder.name, error)
     return sorted(scored, key=lambda item: item[1]["score"])
 
 
@@ -181,22 +187,6 @@ def md_check(
         "rdf": {"r": r.round(4).tolist(), "g": g.round(4).tolist()},
         "plot": rdf_plot(r.tolist(), g.tolist(), title, plot).name if result.frames else None,
     }
-
-
-def validate_after_run(
-    campaign: Campaign, on_progress: ProgressCallback | None = None
-) -> Path | None:
-    """`run`'s last step: a failed validation is logged and never costs the campaign."""
-    if not campaign.config.validation.enabled:
-        return None
-    try:
-        fit_iteration, _ = choose_fit(campaign, None)
-        if result_file(campaign, fit_iteration).is_file():
-            return result_file(campaign, fit_iteration)  # validated by an earlier `run`
-        return validate_potential(campaign, fit_iteration, on_progress)
-    except Exception as error:  # noqa: BLE001 - the campaign's results must survive any failure
-        logger.warning("validation of the final potential failed: %s", error)
-        return None
 
 
 def newest_validation(campaign: Campaign) -> dict[str, Any] | None:

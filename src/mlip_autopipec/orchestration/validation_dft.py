@@ -14,7 +14,6 @@ step is a stored label, so a rerun replays it from the database without pw.x.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,13 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import DatabaseManager, structure_hash
-from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
-from mlip_autopipec.orchestration.labeling import ProgressCallback, label_selected
+from mlip_autopipec.orchestration.labeling import (
+    ProgressCallback,
+    check_same_dft_settings,
+    label_selected,
+)
 from mlip_autopipec.validation.equilibrium import find_equilibrium
 from mlip_autopipec.validation.evaluate import SideProperties, side_properties
 from mlip_autopipec.validation.properties import Calculated, Results
@@ -39,7 +41,6 @@ logger = logging.getLogger(__name__)
 VALIDATION_FOLDER = "validation"
 VALIDATION_DATABASE = "validation.db"
 ORIGIN = "validation"
-DFT_SETTINGS_FILE = "dft_settings.json"  # the settings the stored DFT labels were made with
 DFT_RELAX_FMAX = 0.05  # eV/Å, the DFT vacancy relaxation's force criterion
 
 
@@ -209,22 +210,3 @@ def relaxed_vacancy(labeler: _Labeler, defect: Atoms, config: Any) -> tuple[floa
     force = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
     state = "converged" if converged else "NOT converged (an upper bound)"
     return energy, f"DFT vacancy relaxation {state}: max force {force:.3f} eV/Å"
-
-
-def check_same_dft_settings(validation: Campaign) -> None:
-    """Stored DFT labels are reused by structure only: refuse them if the settings changed."""
-    path = validation.layout.work_dir / DFT_SETTINGS_FILE
-    settings = json.loads(validation.config.dft.model_dump_json())
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
-        return
-    stored = json.loads(path.read_text())
-    changed = sorted(
-        key for key in settings.keys() | stored.keys() if settings.get(key) != stored.get(key)
-    )
-    if changed:
-        raise ValidationError(
-            f"{validation.layout.work_dir} holds DFT labels made with other dft settings "
-            f"({', '.join(changed)}); move that folder away to validate with the new ones"
-        )

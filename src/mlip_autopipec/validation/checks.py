@@ -95,7 +95,3 @@ def phonon_check(lowest_frequency: float, side: str) -> Check:
     stable = lowest_frequency > -IMAGINARY_TOLERANCE
     detail = f"lowest frequency on the band path {lowest_frequency:.2f} THz"
     return Check("no imaginary phonons", side, stable, detail)
-
-
-def failed(checks: list[Check]) -> list[Check]:
-    return [check for check in checks if not check.passed]

@@ -201,7 +201,7 @@ def compare(potential: SideProperties, dft: SideProperties) -> list[Comparison]:
     """The table rows, in a fixed order; a property neither side has is left out."""
     rows = [Comparison("a0", "Å", _a0(potential), _a0(dft))]
     if potential.eos or dft.eos:
-        rows.append(Comparison("B (EOS)", "GPa", _bulk(potential.eos), _bulk(dft.eos)))
+        rows.append(Comparison("B (EOS)", "GPa", _bulk(potential), _bulk(dft)))
     if potential.elastic or dft.elastic:
         mine, theirs = potential.elastic or {}, dft.elastic or {}
         for key, label in (
@@ -232,8 +232,10 @@ def _a0(side: SideProperties) -> float | None:
     return None if side.fallback or side.eos is None else side.eos.a0
 
 
-def _bulk(eos: EOSResult | None) -> float | None:
-    return None if eos is None else eos.bulk_modulus
+def _bulk(side: SideProperties) -> float | None:
+    """B of the side's EOS fit: None when that fit has no usable minimum (a fit that smooths
+    away a missing minimum or an inflection is not the bulk modulus; a check says why)."""
+    return None if side.fallback or side.eos is None else side.eos.bulk_modulus
 
 
 def _phonon_rows(potential: PhononResult | None, dft: PhononResult | None) -> list[Comparison]:
