@@ -19,6 +19,7 @@ import yaml
 
 from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
+from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.inference.extraction import EXTRACT_ORIGIN
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
@@ -32,6 +33,9 @@ pytestmark = [
 ]
 
 N_SELECT = 5
+# 3 volumes and +-2 % uniaxial and shear of the 2-atom cell: labeled in iteration 0, not picked
+ANCHORS = {"volume_strains": [-0.02, 0.0, 0.02], "strains": [0.02], "displaced_cells": 0}
+N_ANCHORS = 7
 COUNTING_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_counting.py"
 
 
@@ -52,6 +56,7 @@ def tiny_campaign(root: Path, max_iterations: int) -> Path:
             "vacancies": 0,
         },
         "selection": {"n_select": N_SELECT},
+        "anchors": ANCHORS,
     }
     data["training"] = {
         "number_of_functions_per_element": 10,
@@ -120,6 +125,13 @@ def test_two_iterations_end_to_end(two_iterations: tuple[Path, MLIPConfig, str])
     ids = assert_every_label_once(config)
     assert sum(pw_calls(root).values()) == len(ids)  # nothing computed twice
     assert "stopped" in output and state.stop_reason is not None
+    anchors = [
+        r for r in campaign.database.select(**{keys.STATUS: keys.LABELED}) if is_anchor(r.origin)
+    ]
+    assert len(anchors) == N_ANCHORS and {r.iteration for r in anchors} == {0}
+    card = (campaign.layout.handover_dir / "CARD.md").read_text()
+    assert (campaign.layout.handover_dir / "potential.yaml").is_file()
+    assert f"anchors {N_ANCHORS}" in card and "pair_style pace/extrapolation" in card
     if sorted(fits) == [0, 1]:
         extracted = campaign.database.select(origin=EXTRACT_ORIGIN)
         assert any(r.status == keys.LABELED for r in extracted)
@@ -200,7 +212,7 @@ def test_killed_during_labeling_and_training_resumes_without_repeating_dft(
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
 
     ids = assert_every_label_once(config)
-    assert len(ids) == N_SELECT
+    assert len(ids) == N_SELECT + N_ANCHORS
     calls = pw_calls(tmp_path)
     for row_id in labeled_before:  # finished before the kill: never run again
         assert calls[f"{row_id:06d}"] == 1

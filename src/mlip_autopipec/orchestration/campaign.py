@@ -99,6 +99,15 @@ class CampaignLayout:
         return self.potentials_root / f"iter_{iteration:03d}"
 
     @property
+    def handover_dir(self) -> Path:
+        """The potential to use (files, CARD.md) and choice.json: which fit it is."""
+        return self.work_dir / "potential"
+
+    @property
+    def handover_choice_file(self) -> Path:
+        return self.handover_dir / "choice.json"
+
+    @property
     def report_dir(self) -> Path:
         return self.work_dir / "report"
 

@@ -33,7 +33,6 @@ from mlip_autopipec.training.pacemaker import TrainingResult
 
 logger = logging.getLogger(__name__)
 
-FOLDER = "potential"
 CARD = "CARD.md"
 FILES = {"potential.yaml": "potential", "potential.yace": "yace", "potential.asi": "active_set"}
 
@@ -98,7 +97,7 @@ def hand_over_after_run(
 
 
 def potential_folder(campaign: Campaign) -> Path:
-    return campaign.layout.work_dir / FOLDER
+    return campaign.layout.handover_dir
 
 
 def hand_over(
@@ -122,6 +121,8 @@ def hand_over(
             target.unlink(missing_ok=True)
     card = card_text(campaign, choice, validation, dft_check)
     write_atomically(folder / CARD, card)
+    chosen = {"iteration": choice.iteration, "reason": choice.reason, "scores": choice.scores}
+    write_atomically(campaign.layout.handover_choice_file, json.dumps(chosen, indent=1))
     logger.info("handed over iteration %d's potential: %s", choice.iteration, folder)
     return folder
 

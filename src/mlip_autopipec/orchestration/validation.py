@@ -190,9 +190,13 @@ def md_check(
 
 
 def newest_validation(campaign: Campaign) -> dict[str, Any] | None:
-    """The newest iter_NNN.json, for `status` and the report (they never compute)."""
+    """The validation of the handed-over fit, else the newest iter_NNN.json, for `status` and
+    the report (they never compute)."""
     layout = validation_layout(campaign)
     files = sorted(layout.work_dir.glob("iter_*.json")) if layout.work_dir.is_dir() else []
+    chosen = handed_over_iteration(campaign)
+    if chosen is not None and result_file(campaign, chosen).is_file():
+        files = [result_file(campaign, chosen)]
     for path in reversed(files):
         try:
             document = json.loads(path.read_text())
@@ -202,6 +206,16 @@ def newest_validation(campaign: Campaign) -> dict[str, Any] | None:
         document["folder"] = str(path.parent)
         return dict(document)
     return None
+
+
+def handed_over_iteration(campaign: Campaign) -> int | None:
+    """The iteration of the fit in work_dir/potential/ (its choice.json), None before any."""
+    try:
+        document = json.loads(campaign.layout.handover_choice_file.read_text())
+    except (OSError, ValueError):
+        return None
+    iteration = document.get("iteration") if isinstance(document, dict) else None
+    return iteration if isinstance(iteration, int) else None
 
 
 def _jsonable(value: Any) -> Any:
