@@ -202,6 +202,7 @@ def mace_config_dict(config_dict: dict[str, Any], model: Path, work: Path) -> di
         },
         "surrogate": {"name": "mace", "model_path": str(model), "torch_threads": 2},
         "selection": {"n_select": 4},
+        "anchors": {"enabled": False},  # picks only; anchors: test_anchors, test_workflow
     }
     config_dict["workflow"] = {"work_dir": str(work)}
     return config_dict
