@@ -94,8 +94,8 @@ def check_same_dft_settings(campaign: Campaign) -> None:
     if changed:
         raise DFTSettingsChanged(
             f"{campaign.layout.work_dir} holds DFT labels made with other dft settings "
-            f"({', '.join(changed)}; see {path}); labels of different settings must not be "
-            "mixed: change them back, or move that folder away (a new work_dir) to use them"
+            f"({', '.join(changed)}); labels of different settings must not be mixed: change "
+            f"them back (see {path}), or move that folder away to use the new ones"
         )
 
 
