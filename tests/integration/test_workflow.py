@@ -39,7 +39,9 @@ N_ANCHORS = 7
 COUNTING_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_counting.py"
 
 
-def tiny_campaign(root: Path, max_iterations: int, anchors: bool = True) -> Path:
+def tiny_campaign(
+    root: Path, max_iterations: int, anchors: bool = True, test_fraction: float = 0.4
+) -> Path:
     data: dict[str, Any] = copy.deepcopy(MINIMAL_CONFIG)
     data["system"]["min_distance"] = 1.0
     data["dft"]["command"] = [sys.executable, str(COUNTING_PW), str(root / "pw_calls.log"),
@@ -61,7 +63,7 @@ def tiny_campaign(root: Path, max_iterations: int, anchors: bool = True) -> Path
     data["training"] = {
         "number_of_functions_per_element": 10,
         "maxiter": 20,
-        "test_fraction": 0.4,
+        "test_fraction": test_fraction,
     }
     data["inference"] = {
         "temperatures": [2500.0],
@@ -189,7 +191,9 @@ def test_killed_during_labeling_and_training_resumes_without_repeating_dft(
 ) -> None:
     # Without anchors: 2-atom pw.x runs end within a second, and one that finished just
     # before the kill is run again (a known gap, issue 20), which this bound does not allow.
-    config_path = tiny_campaign(tmp_path, max_iterations=1, anchors=False)
+    # All 5 picks in the fit (40 atoms): a split that leaves 8 atoms for 10 functions per
+    # element makes pace_activeset under-determined (issue 19), which is not what this tests.
+    config_path = tiny_campaign(tmp_path, max_iterations=1, anchors=False, test_fraction=0.0)
     config = load_config(config_path)
     work = config.workflow.work_dir
 
