@@ -245,3 +245,33 @@ def test_sigkill_during_a_batch_loses_nothing_and_repeats_nothing(
         assert after[row_id].data == record.data
     for row_id in before:  # finished before the kill: one submission, never run again
         assert len(list((config.workflow.work_dir / "dft" / f"{row_id:06d}").glob("sub_*"))) == 1
+
+
+def test_a_run_that_finished_after_its_orchestrator_died_is_not_run_again(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """pw.x went on to its end after the kill (it runs in a session of its own, and on a batch
+    cluster in a job of its own); the restart reads the label back instead of paying again."""
+    config = make_config(tmp_path, config_dict)
+    finished, interrupted = select(config, [si2(21), si2(22)])
+    layout = Campaign.open(config).layout
+    database = open_database(config)
+    structure = database.get(finished).atoms
+    ran = label_structure(finished, structure, config.dft, layout.submission_dir(finished, 0))
+    assert ran.labeled
+    half_way = layout.submission_dir(interrupted, 0) / "attempt_0"
+    label_structure(interrupted, database.get(interrupted).atoms, config.dft, half_way.parent)
+    output = half_way / "pw.out"
+    output.write_text(output.read_text().split("End of self-consistent calculation")[0])
+    database.set_status([finished, interrupted], keys.LABELING)  # what the kill left behind
+
+    summary = label_selected(config)
+
+    assert (summary.labeled, summary.failed) == (2, 0)
+    record = database.get(finished)
+    assert record.status == keys.LABELED
+    assert record.atoms.get_potential_energy() == ran.result.energy
+    assert np.array_equal(record.atoms.get_forces(), ran.result.forces)
+    structure_dir = config.workflow.work_dir / "dft"
+    assert len(list((structure_dir / f"{finished:06d}").glob("sub_*"))) == 1  # not run again
+    assert len(list((structure_dir / f"{interrupted:06d}").glob("sub_*"))) == 2  # run again

@@ -21,6 +21,7 @@ from mlip_autopipec.core.database import DatabaseManager, LabelUpdate
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.dft.check import physical_settings
+from mlip_autopipec.dft.harvest import finished_label
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
@@ -61,6 +62,23 @@ class LabelingProgress:
 
 
 ProgressCallback = Callable[[LabelingProgress], None]
+
+
+def harvest_finished(campaign: Campaign) -> int:
+    """Store the labels that pw.x finished for rows a killed run left in `labeling`: a
+    restart must not pay for them twice."""
+    database, dft, layout = campaign.database, campaign.config.dft, campaign.layout
+    rows = database.select(**{keys.STATUS: keys.LABELING})
+    outcomes = [finished_label(row.id, row.atoms, dft, layout.dft_dir(row.id)) for row in rows]
+    found = [outcome for outcome in outcomes if outcome is not None]
+    if not found:
+        return 0
+    n_atoms = {row.id: len(row.atoms) for row in rows}
+    updates = [_to_update(outcome, n_atoms) for outcome in found]
+    database.store_results(updates)
+    stored = sum(update.status == keys.LABELED for update in updates)
+    logger.info("read back %d label(s) that pw.x finished during an interrupted run", stored)
+    return stored
 
 
 def requeue_interrupted(database: DatabaseManager) -> int:
@@ -113,11 +131,12 @@ def label_selected(
     config, database = campaign.config, campaign.database
     if config.compute.jobqueue is None and not config.compute.scheduler_address:
         PwProfile.from_config(config.dft)  # pw.x runs here: a wrong command fails at once
+    harvested = harvest_finished(campaign)
     requeue_interrupted(database)
     if retry_failed:
         database.set_status(database.ids(**{keys.STATUS: keys.FAILED}), keys.SELECTED)
     rows = database.select(**{keys.STATUS: keys.SELECTED})
-    progress = LabelingProgress(queued=len(rows))
+    progress = LabelingProgress(queued=len(rows) + harvested, labeled=harvested)
     if not rows:
         return progress
     check_same_dft_settings(campaign)
