@@ -245,4 +245,6 @@ def test_killed_during_labeling_and_training_resumes_without_repeating_dft(
         # finished before the restart: never run again; killed half way: run once more
         killed_half_way = folder in started_before_restart - finished_before_restart
         assert count == (2 if killed_half_way else 1), folder
+    label_summary = WorkflowState(work / "workflow.json").summary(0, "label")
+    assert label_summary is not None and label_summary.labeled == N_SELECT  # every attempt
     assert [n for n, _ in finished_fits(Campaign.open(config))] == [0]

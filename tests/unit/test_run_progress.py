@@ -130,7 +130,7 @@ def test_an_unsound_label_fails_its_row_and_keeps_the_batch(
         good: PwResult(True, -200.0, np.zeros((2, 3)), stress, scf_iterations=5),
         bad: PwResult(True, -200.0, np.zeros((3, 3)), stress, scf_iterations=5),
     }
-    updates = [_to_update(LabelOutcome(i, r), {good: 2, bad: 2}) for i, r in results.items()]
+    updates = [_to_update(LabelOutcome(i, r), {good: 2, bad: 2}, None) for i, r in results.items()]
     campaign.database.store_results(updates)
     assert campaign.database.get(good).status == keys.LABELED
     failed = campaign.database.get(bad)

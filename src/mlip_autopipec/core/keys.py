@@ -11,6 +11,7 @@ REASON: Final = "reason"
 FAILURE_KIND: Final = "failure_kind"  # the primary error code of a failed label, as data
 DFT_ATTEMPTS: Final = "dft_attempts"
 DFT_WALL_TIME: Final = "dft_wall_time"
+LABEL_ITERATION: Final = "label_iteration"  # the loop iteration whose label phase stored it
 SPLIT: Final = "split"
 STRUCTURE_HASH: Final = "structure_hash"
 SURROGATE_MODEL: Final = "surrogate_model"

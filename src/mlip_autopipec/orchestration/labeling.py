@@ -64,7 +64,7 @@ class LabelingProgress:
 ProgressCallback = Callable[[LabelingProgress], None]
 
 
-def harvest_finished(campaign: Campaign) -> int:
+def harvest_finished(campaign: Campaign, iteration: int | None = None) -> int:
     """Store the labels that pw.x finished for rows a killed run left in `labeling`: a
     restart must not pay for them twice."""
     database, dft, layout = campaign.database, campaign.config.dft, campaign.layout
@@ -74,7 +74,7 @@ def harvest_finished(campaign: Campaign) -> int:
     if not found:
         return 0
     n_atoms = {row.id: len(row.atoms) for row in rows}
-    updates = [_to_update(outcome, n_atoms) for outcome in found]
+    updates = [_to_update(outcome, n_atoms, iteration) for outcome in found]
     database.store_results(updates)
     stored = sum(update.status == keys.LABELED for update in updates)
     logger.info("read back %d label(s) that pw.x finished during an interrupted run", stored)
@@ -121,17 +121,19 @@ def label_selected(
     campaign: Campaign,
     on_progress: ProgressCallback | None = None,
     retry_failed: bool = False,
+    iteration: int | None = None,
 ) -> LabelingProgress:
     """Label every `selected` structure; finished labels are never recomputed.
 
     On a local cluster pw.x (and the launcher) are checked first, so a wrong command fails
     fast and leaves every row as it was; on a remote cluster they need only exist where the
-    workers run. With `retry_failed`, structures that failed before are queued again.
+    workers run. With `retry_failed`, structures that failed before are queued again. Each
+    outcome records `iteration` (the loop's label phase that stored it) when given.
     """
     config, database = campaign.config, campaign.database
     if config.compute.jobqueue is None and not config.compute.scheduler_address:
         PwProfile.from_config(config.dft)  # pw.x runs here: a wrong command fails at once
-    harvested = harvest_finished(campaign)
+    harvested = harvest_finished(campaign, iteration)
     requeue_interrupted(database)
     if retry_failed:
         database.set_status(database.ids(**{keys.STATUS: keys.FAILED}), keys.SELECTED)
@@ -150,7 +152,7 @@ def label_selected(
         _notify(on_progress, progress)
         for batch in queue.map_unordered(label_submission, items):
             batch = fresh_results(database, batch)
-            updates = [_to_update(result, n_atoms) for result in batch]
+            updates = [_to_update(result, n_atoms, iteration) for result in batch]
             database.store_results(updates)
             _count(progress, batch, updates)
             progress.elapsed = time.perf_counter() - start
@@ -208,12 +210,26 @@ def label_phase(
             detail = f"{counts.failed} failed, {counts.running} running"
             report(counts.labeled + counts.failed, counts.queued, detail)
 
-    progress = label_selected(campaign, on_progress=show)
+    label_selected(campaign, on_progress=show, iteration=iteration)
+    return stored_label_summary(campaign.database, iteration)
+
+
+def stored_label_summary(database: DatabaseManager, iteration: int) -> LabelSummary:
+    """What the label phase of `iteration` stored, over every attempt at it (a killed one
+    included), read from the database."""
+    rows = database.select(**{keys.LABEL_ITERATION: iteration})
+    labeled = [row for row in rows if row.status == keys.LABELED]
+    failed = Counter(
+        str(row.key_value_pairs.get(keys.FAILURE_KIND, "unknown"))
+        for row in rows
+        if row.status == keys.FAILED
+    )
+    wall = sum(float(row.key_value_pairs.get(keys.DFT_WALL_TIME, 0.0)) for row in rows)
     return LabelSummary(
-        labeled=progress.labeled,
-        failed=progress.failed,
-        dft_wall_time=round(progress.dft_wall_time, 2),
-        failed_by_kind=dict(progress.failed_by_kind),
+        labeled=len(labeled),
+        failed=sum(failed.values()),
+        dft_wall_time=round(wall, 2),
+        failed_by_kind=dict(failed),
     )
 
 
@@ -222,7 +238,10 @@ def _notify(on_progress: ProgressCallback | None, progress: LabelingProgress) ->
         on_progress(progress)
 
 
-def _to_update(result: LabelOutcome | TaskFailure, n_atoms: dict[int, int]) -> LabelUpdate:
+def _to_update(
+    result: LabelOutcome | TaskFailure, n_atoms: dict[int, int], iteration: int | None
+) -> LabelUpdate:
+    stored_in = {} if iteration is None else {keys.LABEL_ITERATION: iteration}
     if isinstance(result, TaskFailure):
         return LabelUpdate(
             id=int(result.item[0]),
@@ -231,10 +250,15 @@ def _to_update(result: LabelOutcome | TaskFailure, n_atoms: dict[int, int]) -> L
                 keys.REASON: f"task failed: {result.error}"[:500],
                 keys.FAILURE_KIND: TASK_FAILED,
                 keys.DFT_ATTEMPTS: 0,
+                **stored_in,
             },
         )
     attempts: list[dict[str, Any]] = [asdict(attempt) for attempt in result.attempts]
-    common = {keys.DFT_ATTEMPTS: len(attempts), keys.DFT_WALL_TIME: round(result.dft_wall_time, 3)}
+    common = {
+        keys.DFT_ATTEMPTS: len(attempts),
+        keys.DFT_WALL_TIME: round(result.dft_wall_time, 3),
+        **stored_in,
+    }
     data = {keys.DFT_ATTEMPTS: attempts}
     reason, kind = result.reason or "no label", result.failure_kind or "unknown"
     if result.labeled and result.result is not None:
