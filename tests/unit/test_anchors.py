@@ -21,6 +21,7 @@ from mlip_autopipec.generation.anchors import (
     ANCHOR_STRAIN,
     ANCHOR_VOLUME,
     build_anchors,
+    displaced_cells,
 )
 from mlip_autopipec.generation.builder import STRAIN
 from mlip_autopipec.inference.planning import StartCandidate, VolumeScan, plan_md
@@ -32,27 +33,42 @@ from mlip_autopipec.training.dataset import DatasetBuilder, LabeledStructure
 SYSTEM = SystemConfig(elements=["Si"], prototype="diamond", lattice_constant=5.43)
 
 
-def test_anchors_cover_volume_strain_and_displacements_of_the_smallest_cell() -> None:
-    generation = GenerationConfig(supercells=[(1, 1, 1)])
-    anchors = build_anchors(SYSTEM, generation, AnchorsConfig())
-    by_origin: dict[str, list[Any]] = {}
+def by_origin(anchors: list[Any]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
     for item in anchors:
-        by_origin.setdefault(item.origin, []).append(item.atoms)
-    primitive_volume = bulk("Si", "diamond", a=5.43).get_volume()
-    volumes = sorted(a.get_volume() / primitive_volume for a in by_origin[ANCHOR_VOLUME])
+        found.setdefault(item.origin, []).append(item.atoms)
+    return found
+
+
+def test_anchors_cover_volume_strain_and_displacements_in_the_datas_cell() -> None:
+    generation = GenerationConfig(supercells=[(1, 1, 1)])
+    anchors = by_origin(build_anchors(SYSTEM, generation, AnchorsConfig()))
+    cubic_volume = bulk("Si", "diamond", a=5.43, cubic=True).get_volume()
+    volumes = sorted(a.get_volume() / cubic_volume for a in anchors[ANCHOR_VOLUME])
     assert volumes == pytest.approx([0.92, 0.95, 0.98, 1.0, 1.02, 1.05, 1.08])
-    assert all(len(atoms) == 2 for atoms in by_origin[ANCHOR_VOLUME] + by_origin[ANCHOR_STRAIN])
-    assert len(by_origin[ANCHOR_STRAIN]) == 8  # 2 sizes x (uniaxial, shear) x (+, -)
-    assert sorted(len(a) for a in by_origin[ANCHOR_DISPLACED]) == [2, 2, 8, 8]
+    assert len(anchors[ANCHOR_STRAIN]) == 8  # 2 sizes x (uniaxial, shear) x (+, -)
+    assert len(anchors[ANCHOR_DISPLACED]) == 2
+    # the cell (and so the k-mesh) of the campaign's 8-atom bulk data, not the 2-atom primitive
+    assert {len(atoms) for family in anchors.values() for atoms in family} == {8}
+    supercell = StructureBuilder(SYSTEM, generation).build()[0].atoms
+    assert {kpoint_mesh(atoms, 0.3) for family in anchors.values() for atoms in family} == {
+        kpoint_mesh(supercell, 0.3)
+    }
+
+
+def test_anchors_fall_back_to_the_crystals_own_cell_when_the_supercell_is_large() -> None:
+    anchors = by_origin(
+        build_anchors(SYSTEM, GenerationConfig(supercells=[(2, 2, 2)]), AnchorsConfig())
+    )
+    assert {len(atoms) for family in anchors.values() for atoms in family} == {8}
 
 
 def test_anchors_of_one_crystal_share_one_k_mesh_whatever_their_strain() -> None:
-    anchors = build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig())
-    two_atom = [item.atoms for item in anchors if len(item.atoms) == 2]
-    meshes = {kpoint_mesh(atoms, 0.25) for atoms in two_atom}
+    cells = [item.atoms for item in build_anchors(SYSTEM, GenerationConfig(), AnchorsConfig())]
+    meshes = {kpoint_mesh(atoms, 0.29) for atoms in cells}
     assert len(meshes) == 1
     # Taken from each strained cell, the same spacing would jump between -8 % and +8 %.
-    own = {kpoint_mesh(without_kpoint_cell(atoms), 0.25) for atoms in two_atom}
+    own = {kpoint_mesh(without_kpoint_cell(atoms), 0.29) for atoms in cells}
     assert len(own) > 1
 
 
@@ -135,9 +151,9 @@ def test_volume_scans_come_from_the_labeled_volume_anchors(
     reference = bulk("Si", "diamond", a=5.43).get_volume() / 2
     cells = []
     for atoms in scan_cells:
-        v = atoms.get_volume() / 2
+        v = atoms.get_volume() / len(atoms)
         one = labeled(atoms, (v / reference - 1.02) ** 2)
-        one.calc.results["forces"] = np.zeros((2, 3))
+        one.calc.results["forces"] = np.zeros((len(atoms), 3))
         cells.append(one)
     opened.database.add_structures(cells, keys.LABELED, 0, ANCHOR_VOLUME)
     (scan,) = volume_scans(opened)
@@ -159,12 +175,15 @@ def test_validation_never_recomputes_an_anchor() -> None:
     assert not anchor_hashes & {structure_hash(atoms) for atoms in validation}
 
 
-def test_anchors_skip_one_atom_displacements_and_large_cells() -> None:
+def test_anchors_skip_large_cells_and_one_atom_displacements() -> None:
     fcc = SystemConfig(elements=["Al"], prototype="fcc", lattice_constant=4.04)
-    big = GenerationConfig(supercells=[(3, 3, 3)])
-    anchors = build_anchors(fcc, big, AnchorsConfig())
-    assert not [item for item in anchors if item.origin == ANCHOR_DISPLACED]  # 1 and 108 atoms
-    assert len([item for item in anchors if item.origin == ANCHOR_VOLUME]) == 7
+    anchors = by_origin(
+        build_anchors(fcc, GenerationConfig(supercells=[(3, 3, 3)]), AnchorsConfig())
+    )
+    assert {len(atoms) for family in anchors.values() for atoms in family} == {4}  # not 108
+    assert len(anchors[ANCHOR_VOLUME]) == 7
+    one_atom = bulk("Al", "fcc", a=4.04)
+    assert displaced_cells("Al", one_atom, 1, AnchorsConfig()) == []  # a translation
 
 
 def test_labels_of_other_dft_settings_are_never_mixed(

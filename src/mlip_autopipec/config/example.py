@@ -13,7 +13,7 @@ system:
 exploration:
   anchors:                    # labeled in iteration 0 whatever selection picks
     enabled: true             # E-V scan (0, +-2, +-5, +-8 % volume), +-1.5/3 % uniaxial and
-                              # shear strains, small displacements of the 2-atom primitive cell
+                              # shear strains, small displacements, in the 8-atom cell below
   generation:
     seed: 42                  # every generator is deterministic for a seed
     supercells: [[1, 1, 1]]   # the 8-atom cubic cell

@@ -190,12 +190,14 @@ class SelectionConfig(Section):
 
 class AnchorsConfig(Section):
     """The near-equilibrium manifold labeled in iteration 0 whatever selection picks: an E-V
-    scan, uniaxial and shear strains and small displacements of each crystal's smallest cell."""
+    scan, uniaxial and shear strains and small displacements of each crystal, in the cell its
+    bulk data is labeled in (the first supercell when it has at most 16 atoms, else the
+    crystal's own cell, else its primitive cell)."""
 
     enabled: Bool = True
     volume_strains: list[Float] = Field(
         default_factory=lambda: [-0.08, -0.05, -0.02, 0.0, 0.02, 0.05, 0.08],
-        description="Volume strains of the E-V scan of the primitive cell.",
+        description="Volume strains of the E-V scan of the anchor cell.",
     )
     strains: list[PositiveFloat] = Field(
         default_factory=lambda: [0.015, 0.03],
@@ -205,7 +207,7 @@ class AnchorsConfig(Section):
         0.03, le=0.2, description="Å, stdev of the random displacements (0: none)."
     )
     displaced_cells: NonNegativeInt = Field(
-        2, description="Randomly displaced copies of the primitive cell and of the first supercell."
+        2, description="Randomly displaced copies of the anchor cell."
     )
     energy_weight: PositiveFloat = Field(
         5.0, description="Energy weight of an anchor in the fit, relative to 1 for other data."
