@@ -20,7 +20,15 @@ from mlip_autopipec.config.fields import (
     check_element,
     resolve_path,
 )
-from mlip_autopipec.config.files import pseudopotential_problem
+from mlip_autopipec.config.files import UpfCutoffs, pseudopotential_problem, upf_cutoffs
+
+# Physical plausibility: values outside these make every label useless (or pw.x unrunnable).
+MAX_CONV_THR = 1e-4  # Ry: looser accepts an SCF that has not converged
+MAX_DEGAUSS = 0.1  # Ry (1.4 eV): wider smears the electrons of any material into a hot gas
+MIN_ECUTWFC = 10.0  # Ry: no pseudopotential gives usable forces below this
+MIN_KSPACING = 0.03  # 1/Å: denser meshes than this are millions of k-points per cell
+MIN_TIMEOUT = 1.0  # s: pw.x cannot start up and run one SCF in less
+AUGMENTED_ECUTRHO_FACTOR = 8  # ultrasoft and PAW densities need more than 4 x ecutwfc
 
 
 class DFTConfig(Section):
@@ -76,10 +84,84 @@ class DFTConfig(Section):
                 raise ValueError("; ".join(problems))
         return value
 
+    @field_validator("conv_thr")
+    @classmethod
+    def _converged_scf(cls, value: float) -> float:
+        if value > MAX_CONV_THR:
+            raise ValueError(
+                f"{value:g} Ry would accept an unconverged SCF; use 1e-6 or tighter "
+                f"(at most {MAX_CONV_THR:g})"
+            )
+        return value
+
+    @field_validator("degauss")
+    @classmethod
+    def _narrow_smearing(cls, value: float) -> float:
+        if value > MAX_DEGAUSS:
+            raise ValueError(
+                f"{value:g} Ry ({value * 13.6057:.2g} eV) smears the electrons far beyond any "
+                f"physical temperature; use 0.01-0.05 Ry (at most {MAX_DEGAUSS:g})"
+            )
+        return value
+
+    @field_validator("ecutwfc")
+    @classmethod
+    def _usable_cutoff(cls, value: float) -> float:
+        if value < MIN_ECUTWFC:
+            raise ValueError(f"{value:g} Ry is too low for any pseudopotential (use >= 20)")
+        return value
+
+    @field_validator("kspacing")
+    @classmethod
+    def _finite_mesh(cls, value: float) -> float:
+        if value < MIN_KSPACING:
+            raise ValueError(
+                f"{value:g} 1/Å would need millions of k-points; 0.15-0.4 is usual "
+                f"(at least {MIN_KSPACING:g})"
+            )
+        return value
+
+    @field_validator("timeout", "max_timeout")
+    @classmethod
+    def _runnable(cls, value: float | None) -> float | None:
+        if value is not None and value < MIN_TIMEOUT:
+            raise ValueError(
+                f"{value:g} s is too short for pw.x to start (at least {MIN_TIMEOUT:g})"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_physics(self) -> DFTConfig:
+        suggested = self._suggested_cutoffs()
+        if suggested.wfc > self.ecutwfc:
+            raise ValueError(
+                f"ecutwfc {self.ecutwfc:g} Ry is below the {suggested.wfc:.0f} Ry the "
+                "pseudopotentials suggest; use at least that"
+            )
+        if self.ecutrho is None and suggested.augmented:
+            rho = max(AUGMENTED_ECUTRHO_FACTOR * self.ecutwfc, suggested.rho)
+            self.__dict__["ecutrho"] = rho  # the default for ultrasoft/PAW, not 4 x ecutwfc
         if self.ecutrho is not None and self.ecutrho < 4 * self.ecutwfc:
             raise ValueError("ecutrho must be at least 4 x ecutwfc")
+        if self.ecutrho is not None and suggested.rho > self.ecutrho:
+            raise ValueError(
+                f"ecutrho {self.ecutrho:g} Ry is below the {suggested.rho:.0f} Ry the "
+                "pseudopotentials suggest; use at least that"
+            )
         if self.max_timeout is not None and self.max_timeout < self.timeout:
             raise ValueError("max_timeout must not be smaller than timeout")
         return self
+
+    def _suggested_cutoffs(self) -> UpfCutoffs:
+        """The largest minima the configured pseudopotentials' headers suggest."""
+        found = []
+        for name in self.pseudopotentials.values():
+            try:
+                found.append(upf_cutoffs(self.pseudo_dir / name))
+            except (OSError, ValueError):
+                continue  # reported by the pseudopotentials check
+        return UpfCutoffs(
+            wfc=max((c.wfc for c in found), default=0.0),
+            rho=max((c.rho for c in found), default=0.0),
+            augmented=any(c.augmented for c in found),
+        )

@@ -28,7 +28,9 @@ class SystemConfig(Section):
     prototype: Literal["diamond", "fcc", "bcc", "hcp", "sc", "rocksalt", "zincblende"] | None = (
         "diamond"
     )
-    lattice_constant: PositiveFloat | None = None
+    lattice_constant: PositiveFloat | None = Field(
+        None, ge=1.0, le=30.0, description="Å; no crystal's conventional cell is outside 1-30 Å."
+    )
     seed_structures: list[Path] = Field(default_factory=list)
     min_distance: PositiveFloat = Field(
         0.5, description="No two atoms of a stored structure may be closer than this (Å)."

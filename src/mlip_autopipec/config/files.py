@@ -6,9 +6,11 @@ with stat before it is opened, and files are opened non-blocking and read up to 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 UPF_HEAD_BYTES = 512 * 1024  # the header sits after PP_INFO, well within this
@@ -73,6 +75,63 @@ def upf_element(path: Path) -> str | None:
     if block is not None and (match := _UPF1_ELEMENT.search(block.group(1))) is not None:
         return match.group(1).capitalize()
     return None
+
+
+_SUGGESTED = {
+    "wfc": re.compile(r"Suggested minimum cutoff for wavefunctions:\s*([0-9.EeDd+-]+)"),
+    "rho": re.compile(r"Suggested minimum cutoff for charge density:\s*([0-9.EeDd+-]+)"),
+}
+_UPF2_ATTRIBUTE = r"\b{}\s*=\s*[\"']\s*([^\"']*?)\s*[\"']"
+_UPF1_TYPE = re.compile(r"^\s*(US|PAW|NC|SL)\b", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class UpfCutoffs:
+    """What a UPF file's header suggests: minimum cutoffs (Ry, 0 when it gives none) and
+    whether it is ultrasoft or PAW (which need ecutrho well above 4 x ecutwfc)."""
+
+    wfc: float = 0.0
+    rho: float = 0.0
+    augmented: bool = False
+
+
+def upf_cutoffs(path: Path) -> UpfCutoffs:
+    """The suggested cutoffs and kind of a UPF file (v1 or v2); raises OSError/ValueError."""
+    text = read_bounded(path, UPF_HEAD_BYTES).decode("latin-1")
+    header = _UPF2_HEADER.search(text)
+    if header is not None and header.group(1).strip():  # v1 has a bare <PP_HEADER>
+        attributes = header.group(1)
+        wfc, rho = _attribute(attributes, "wfc_cutoff"), _attribute(attributes, "rho_cutoff")
+        kind = _attribute_text(attributes, "pseudo_type").upper()
+        flags = _attribute_text(attributes, "is_ultrasoft") + _attribute_text(attributes, "is_paw")
+        augmented = kind in ("US", "USPP", "PAW") or "T" in flags.upper()
+        return UpfCutoffs(wfc, rho, augmented)
+    block = _UPF1_HEADER.search(text)
+    kind_line = _UPF1_TYPE.search(block.group(1)) if block is not None else None
+    augmented = kind_line is not None and kind_line.group(1) != "NC"
+    return UpfCutoffs(_suggested(text, "wfc"), _suggested(text, "rho"), augmented)
+
+
+def _attribute_text(attributes: str, name: str) -> str:
+    match = re.search(_UPF2_ATTRIBUTE.format(name), attributes, re.IGNORECASE)
+    return match.group(1) if match else ""
+
+
+def _attribute(attributes: str, name: str) -> float:
+    return _number(_attribute_text(attributes, name))
+
+
+def _suggested(text: str, which: str) -> float:
+    match = _SUGGESTED[which].search(text)
+    return _number(match.group(1)) if match else 0.0
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
 
 
 def pseudopotential_problem(path: Path, symbol: str) -> str | None:

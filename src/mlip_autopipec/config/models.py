@@ -34,6 +34,13 @@ from mlip_autopipec.config.labeled_file import labeled_file_problem
 from mlip_autopipec.config.training import TrainingConfig
 from mlip_autopipec.config.validation import ValidationConfig
 
+# Physical plausibility of MD and of the local cluster (values beyond make every run useless).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1.0, 20000.0  # K
+MAX_PRESSURE = 5e6  # bar (500 GPa)
+MAX_TIMESTEP = 5.0  # fs
+MAX_STEPS = 10**8
+MAX_LOCAL_WORKERS = 1024
+
 
 class InferenceConfig(Section):
     engine: Literal["auto", "ase", "lammps"] = Field(
@@ -75,10 +82,64 @@ class InferenceConfig(Section):
             raise ValueError("values must be unique (use runs_per_temperature for repeats)")
         return value
 
+    @field_validator("temperatures")
+    @classmethod
+    def _thermostatted(cls, value: list[float]) -> list[float]:
+        for kelvin in value:
+            if not MIN_TEMPERATURE <= kelvin <= MAX_TEMPERATURE:
+                raise ValueError(
+                    f"{kelvin:g} K: thermostatted MD needs {MIN_TEMPERATURE:g}-"
+                    f"{MAX_TEMPERATURE:g} K (0 K explores nothing; hotter is a plasma)"
+                )
+        return value
+
+    @field_validator("pressures")
+    @classmethod
+    def _condensed_matter(cls, value: list[float] | None) -> list[float] | None:
+        for bar in value or []:
+            if abs(bar) > MAX_PRESSURE:
+                raise ValueError(
+                    f"{bar:g} bar ({bar / 1e4:g} GPa) is beyond any material's stability "
+                    f"(at most {MAX_PRESSURE:g} bar = {MAX_PRESSURE / 1e4:g} GPa)"
+                )
+        return value
+
+    @field_validator("timestep")
+    @classmethod
+    def _stable_integration(cls, value: float) -> float:
+        if value > MAX_TIMESTEP:
+            raise ValueError(
+                f"{value:g} fs is far above the ~1/10 of the fastest vibration that MD "
+                f"integration needs; use 0.5-2 fs (at most {MAX_TIMESTEP:g})"
+            )
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _finite_run(cls, value: int) -> int:
+        if value > MAX_STEPS:
+            raise ValueError(f"{value} steps per run is beyond any budget (at most {MAX_STEPS:g})")
+        return value
+
+    @field_validator("gamma_lower")
+    @classmethod
+    def _extrapolation(cls, value: float) -> float:
+        if value < 1.0:
+            raise ValueError(
+                f"{value:g}: gamma below 1 is inside the training data (interpolation); "
+                "extracting from there keeps every frame; use 1.5-5"
+            )
+        return value
+
     @model_validator(mode="after")
     def _gamma_order(self) -> InferenceConfig:
         if self.gamma_lower >= self.gamma_upper:
             raise ValueError("gamma_lower must be smaller than gamma_upper")
+        if self.gamma_every > self.steps:
+            raise ValueError(
+                f"gamma_every {self.gamma_every} > steps {self.steps}: gamma would be checked "
+                "at the start frame only, and an MD that never looked would count as converged"
+            )
         return self
 
 
@@ -232,8 +293,8 @@ class JobqueueConfig(Section):
 
 
 class ComputeConfig(Section):
-    n_workers: PositiveInt = 1
-    threads_per_worker: PositiveInt = 1
+    n_workers: PositiveInt = Field(1, le=MAX_LOCAL_WORKERS)
+    threads_per_worker: PositiveInt = Field(1, le=MAX_LOCAL_WORKERS)
     scheduler_address: str | None = None
     jobqueue: JobqueueConfig | None = None
     worker_wait_timeout: PositiveFloat = Field(

@@ -1,0 +1,112 @@
+"""Physically absurd settings are refused at `validate`, one line each naming why (issue 20)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from mlip_autopipec.config import ConfigError, DFTConfig, config_from_dict
+from mlip_autopipec.config.files import upf_cutoffs
+from tests.conftest import PSEUDO_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples/si/config.yaml").read_text())
+
+
+def with_value(dotted: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(EXAMPLE)
+    data["workflow"]["work_dir"] = "/tmp/mlip-physics-test-work"
+    section = data
+    *parents, leaf = dotted.split(".")
+    for parent in parents:
+        section = section.setdefault(parent, {})
+    section[leaf] = value
+    return data
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data, base_dir=REPO / "examples/si")
+    assert all("\n" not in problem for problem in caught.value.problems)
+    return caught.value.problems
+
+
+ABSURD = [
+    ("dft.conv_thr", 1.0, "would accept an unconverged SCF"),
+    ("dft.conv_thr", 100.0, "would accept an unconverged SCF"),
+    ("dft.degauss", 5.0, "smears the electrons"),
+    ("dft.ecutwfc", 1.0, "too low for any pseudopotential"),
+    ("dft.kspacing", 1e-6, "millions of k-points"),
+    ("dft.kspacing", 1e-320, "millions of k-points"),
+    ("dft.timeout", 1e-9, "too short for pw.x"),
+    ("inference.temperatures", [0.0], "0 K explores nothing"),
+    ("inference.temperatures", [1e9], "plasma"),
+    ("inference.pressures", [1e12], "beyond any material"),
+    ("inference.timestep", 10000.0, "MD integration"),
+    ("inference.gamma_every", 1000, "checked at the start frame only"),
+    ("inference.gamma_lower", 0.5, "inside the training data"),
+    ("inference.steps", 2**64, "beyond any budget"),
+    ("compute.n_workers", 1_000_000_000, "less than or equal to 1024"),
+    ("system.lattice_constant", 0.1, "greater than or equal to 1"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "why"), ABSURD)
+def test_an_absurd_value_is_refused_with_the_reason(field: str, value: Any, why: str) -> None:
+    found = problems(with_value(field, value))
+    assert len(found) == 1 and why in found[0], found
+    assert found[0].startswith(field.split(".")[0])
+
+
+def test_the_example_settings_stay_valid() -> None:
+    config_from_dict(with_value("dft.conv_thr", 1e-8), base_dir=REPO / "examples/si")
+
+
+def test_cutoffs_below_what_the_pseudopotential_suggests_are_refused() -> None:
+    suggested = upf_cutoffs(PSEUDO_DIR / "Si.pbe-nl-rrkjus_psl.1.0.0.UPF")
+    assert suggested.augmented and suggested.wfc == pytest.approx(43.7, abs=0.1)
+    data = with_value("dft.pseudopotentials", {"Si": "Si.pbe-nl-rrkjus_psl.1.0.0.UPF"})
+    data["dft"]["pseudo_dir"] = str(PSEUDO_DIR)
+    data["dft"]["ecutwfc"], data["dft"]["ecutrho"] = 24.0, 96.0
+    (problem,) = problems(data)
+    assert "ecutwfc 24 Ry is below the 44 Ry the pseudopotentials suggest" in problem
+    # ecutrho left out for an ultrasoft pseudopotential: 8 x ecutwfc, not 4 x
+    data["dft"]["ecutwfc"] = 45.0
+    del data["dft"]["ecutrho"]
+    config = config_from_dict(data, base_dir=REPO / "examples/si")
+    assert config.dft.ecutrho == pytest.approx(max(8 * 45.0, suggested.rho))
+
+
+def test_a_density_cutoff_below_the_suggested_one_is_refused() -> None:
+    iron = {"Fe": "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF"}  # suggests 64 and 782 Ry
+    with pytest.raises(ValidationError, match="ecutrho 256 Ry is below the 782 Ry"):
+        DFTConfig(pseudo_dir=PSEUDO_DIR, pseudopotentials=iron, ecutwfc=64.0, ecutrho=256.0)
+    assert DFTConfig(pseudo_dir=PSEUDO_DIR, pseudopotentials=iron, ecutwfc=64.0).ecutrho == (
+        pytest.approx(781.74, abs=0.01)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    conv_thr=st.floats(min_value=1.01e-4, max_value=1e300),
+    degauss=st.floats(min_value=0.101, max_value=1e300),
+    temperature=st.one_of(st.floats(0, 0.99), st.floats(20001, 1e300)),
+    timestep=st.floats(min_value=5.01, max_value=1e300),
+)
+def test_no_absurd_value_of_these_fields_is_accepted(
+    conv_thr: float, degauss: float, temperature: float, timestep: float
+) -> None:
+    for field, value in (
+        ("dft.conv_thr", conv_thr),
+        ("dft.degauss", degauss),
+        ("inference.temperatures", [temperature]),
+        ("inference.timestep", timestep),
+    ):
+        assert problems(with_value(field, value)), (field, value)
