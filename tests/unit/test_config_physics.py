@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
+import ase.io
+import numpy as np
 import pytest
 import yaml
+from ase.build import bulk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mlip_autopipec.config import ConfigError, DFTConfig, config_from_dict
 from mlip_autopipec.config.files import upf_cutoffs
+from mlip_autopipec.dft.inputs import SCFParameters, write_pw_input
+from mlip_autopipec.generation import StructureBuilder
 from tests.conftest import PSEUDO_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,3 +116,38 @@ def test_no_absurd_value_of_these_fields_is_accepted(
         ("inference.timestep", timestep),
     ):
         assert problems(with_value(field, value)), (field, value)
+
+
+def seed_config(tmp_path: Path, atoms: Any, name: str = "seed.extxyz") -> dict[str, Any]:
+    path = tmp_path / name
+    ase.io.write(path, atoms)
+    data = with_value("system.seed_structures", [str(path)])
+    data["system"]["prototype"] = None
+    return data
+
+
+def test_seed_structures_pass_the_checks_of_add(tmp_path: Path) -> None:
+    germanium = bulk("Ge", "diamond", a=5.66)
+    (problem,) = problems(seed_config(tmp_path, germanium, "ge.extxyz"))
+    assert "holds Ge, not among system.elements" in problem
+    broken = bulk("Si", "diamond", a=5.43)
+    broken.positions[0, 0] = np.nan
+    (problem,) = problems(seed_config(tmp_path, broken, "nan.extxyz"))
+    assert "positions are not finite" in problem
+    fifo = tmp_path / "pipe.extxyz"
+    os.mkfifo(fifo)
+    data = with_value("system.seed_structures", [str(fifo)])
+    (problem,) = problems(data)  # refused at once, never opened (opening would block)
+    assert "a FIFO" in problem
+
+
+def test_per_atom_data_of_a_seed_never_reaches_pw_x(tmp_path: Path) -> None:
+    magnetic = bulk("Si", "diamond", a=5.43)
+    magnetic.set_initial_magnetic_moments([1.0, -1.0])
+    magnetic.set_masses([28.0, 30.0])
+    config = config_from_dict(seed_config(tmp_path, magnetic), base_dir=tmp_path)
+    built = StructureBuilder(config.system, config.exploration.generation).build()
+    assert built
+    text = write_pw_input(built[0].atoms, config.dft, SCFParameters.from_config(config.dft)).text
+    assert "nspin" not in text and "starting_magnetization" not in text
+    assert "30.0" not in text.split("ATOMIC_SPECIES")[1].splitlines()[1]

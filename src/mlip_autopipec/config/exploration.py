@@ -19,6 +19,7 @@ from mlip_autopipec.config.fields import (
     check_element,
     resolve_path,
 )
+from mlip_autopipec.config.seed_files import seed_file_problem
 
 
 class SystemConfig(Section):
@@ -49,9 +50,13 @@ class SystemConfig(Section):
     @classmethod
     def _seed_files_exist(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
         value = [p for p in (resolve_path(p, info) for p in value) if p is not None]
-        missing = [str(p) for p in value if not p.is_file()]
+        missing = [str(p) for p in value if not p.exists()]
         if missing:
             raise ValueError(f"seed structure file(s) not found: {', '.join(missing)}")
+        elements = info.data.get("elements") or []
+        problems = [problem for p in value if (problem := seed_file_problem(p, elements))]
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @model_validator(mode="after")

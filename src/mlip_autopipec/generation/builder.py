@@ -41,6 +41,17 @@ class BaseStructure:
     surface_bulk: Atoms
 
 
+def plain_structure(atoms: Atoms) -> Atoms:
+    """Only numbers, positions, cell and pbc: magnetic moments, charges, masses or a calculator
+    in a seed file must not reach pw.x (`nspin = 2`, a NaN mass) or the generators."""
+    return Atoms(
+        numbers=atoms.numbers.copy(),
+        positions=atoms.positions.copy(),
+        cell=atoms.cell.array.copy(),
+        pbc=atoms.pbc.copy(),
+    )
+
+
 class BuildError(UserError, ValueError):
     """The configuration does not describe a structure ASE can build; the message says why."""
 
@@ -84,7 +95,8 @@ class StructureBuilder:
             frames = ase.io.read(path, index=":")
             frames = frames if isinstance(frames, list) else [frames]
             for index, frame in enumerate(frames):
-                bases.append(BaseStructure(f"{path.name}[{index}]", frame, frame))
+                plain = plain_structure(frame)
+                bases.append(BaseStructure(f"{path.name}[{index}]", plain, plain))
         return bases
 
     def deformed(self, parent: Atoms, label: str) -> list[GeneratedStructure]:

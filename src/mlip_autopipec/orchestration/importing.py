@@ -20,6 +20,7 @@ from ase import Atoms
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.errors import UserError
+from mlip_autopipec.generation.builder import plain_structure
 from mlip_autopipec.generation.filters import check_max_atoms
 from mlip_autopipec.orchestration.campaign import Campaign
 
@@ -93,12 +94,7 @@ def campaign_structure(atoms: Atoms, where: str, labeled: bool) -> Atoms:
         label = Label.from_atoms(atoms, where) if labeled else None
     except LabelError as error:
         raise StructureImportError(str(error)) from None
-    clean = Atoms(
-        numbers=atoms.numbers.copy(),
-        positions=atoms.positions.copy(),
-        cell=atoms.cell.array.copy(),
-        pbc=atoms.pbc.copy(),
-    )
+    clean = plain_structure(atoms)
     return label.attach(clean) if label is not None else clean
 
 
