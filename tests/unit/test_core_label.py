@@ -76,3 +76,19 @@ def test_attach_refuses_a_structure_of_another_size() -> None:
     label = Label(energy=-1.0, forces=np.zeros((3, 3)))
     with pytest.raises(LabelError, match="forces for 3 atoms, structure has 2"):
         label.attach(bulk("Si", "diamond", a=5.43))
+
+
+@pytest.mark.parametrize(
+    ("results", "why"),
+    [
+        ({"energy": 1e300, "forces": np.zeros((2, 3))}, "beyond any DFT total energy"),
+        ({"energy": -10.0, "forces": np.full((2, 3), 1e6)}, "beyond any DFT force"),
+        (
+            {"energy": -10.0, "forces": np.zeros((2, 3)), "stress": np.full(6, 1e4)},
+            "beyond any DFT stress",
+        ),
+    ],
+)
+def test_labels_of_no_physical_magnitude_are_refused(results: dict, why: str) -> None:
+    with pytest.raises(LabelError, match=why):
+        Label.from_results(results, 2, "row 1")

@@ -12,6 +12,12 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlip_autopipec.errors import UserError
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # xx yy zz yz xz xy, ASE's order
+# Beyond these no DFT label is physical (pseudopotential total energies stay within a few
+# 10^4 eV/atom, forces of atoms nearly on top of each other within a few 10^2 eV/Å): a value
+# outside is a unit or file error and would dominate any fit trained on it.
+MAX_ENERGY_PER_ATOM = 1e5  # eV
+MAX_FORCE = 1e3  # eV/Å
+MAX_STRESS = 1e2  # eV/Å^3 (16 TPa)
 
 
 class LabelError(UserError, ValueError):
@@ -33,6 +39,11 @@ class Label:
             missing = [k for k in ("energy", "forces") if k not in results]
             raise LabelError(f"{where}: no DFT {' and '.join(missing)} in the results")
         energy = _energy(results["energy"], where)
+        if n_atoms > 0 and abs(energy) / n_atoms > MAX_ENERGY_PER_ATOM:
+            raise LabelError(
+                f"{where}: energy {energy:.3g} eV is {abs(energy) / n_atoms:.3g} eV/atom, beyond "
+                f"any DFT total energy ({MAX_ENERGY_PER_ATOM:g}); check the file's units"
+            )
         forces = _forces(results["forces"], n_atoms, where)
         stress = results.get("stress")
         return cls(energy, forces, None if stress is None else _stress(stress, where))
@@ -90,6 +101,12 @@ def _forces(value: Any, n_atoms: int, where: str) -> np.ndarray:
         raise LabelError(f"{where}: forces have shape {forces.shape}, expected ({n_atoms}, 3)")
     if not np.all(np.isfinite(forces)):
         raise LabelError(f"{where}: forces are not finite")
+    largest = float(np.max(np.linalg.norm(forces, axis=1))) if n_atoms else 0.0
+    if largest > MAX_FORCE:
+        raise LabelError(
+            f"{where}: a force of {largest:.3g} eV/Å is beyond any DFT force ({MAX_FORCE:g}); "
+            "check the file's units"
+        )
     return forces
 
 
@@ -105,4 +122,9 @@ def _stress(value: Any, where: str) -> np.ndarray:
         )
     if not np.all(np.isfinite(stress)):
         raise LabelError(f"{where}: stress is not finite")
+    if float(np.max(np.abs(stress))) > MAX_STRESS:
+        raise LabelError(
+            f"{where}: a stress of {float(np.max(np.abs(stress))):.3g} eV/Å^3 is beyond any "
+            f"DFT stress ({MAX_STRESS:g}); check the file's units"
+        )
     return stress
