@@ -151,3 +151,9 @@ def test_per_atom_data_of_a_seed_never_reaches_pw_x(tmp_path: Path) -> None:
     text = write_pw_input(built[0].atoms, config.dft, SCFParameters.from_config(config.dft)).text
     assert "nspin" not in text and "starting_magnetization" not in text
     assert "30.0" not in text.split("ATOMIC_SPECIES")[1].splitlines()[1]
+
+
+@pytest.mark.parametrize("field", ["workflow.work_dir", "workflow.database"])
+def test_a_nul_byte_in_a_path_is_refused_at_validate(field: str) -> None:
+    (problem,) = problems(with_value(field, "work\x00dir"))
+    assert problem.startswith(field) and "NUL byte" in problem

@@ -61,6 +61,8 @@ def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
     """Resolve a relative path against the config file's folder (given as context)."""
     if value is None:
         return None
+    if "\x00" in str(value):
+        raise ValueError("a path cannot contain a NUL byte")
     try:
         value = Path(value).expanduser()
     except RuntimeError as error:  # "~unknownuser/..."
