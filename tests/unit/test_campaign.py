@@ -3,6 +3,7 @@ and one clear line for every expected failure of a command."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,24 @@ def test_config_that_is_not_utf8_is_reported_without_traceback(tmp_path: Path) -
         result = runner.invoke(app, [command, str(config)])
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output and "UTF-8" in result.output
+
+
+def test_a_hard_link_to_a_campaigns_database_is_refused(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    from mlip_autopipec.config import load_config
+    from mlip_autopipec.orchestration.lock import SharedDatabaseFileError
+
+    first, second = two_configs_sharing_a_database(tmp_path, config_dict)
+    with open_campaign(load_config(first)) as campaign:
+        campaign.database.add_structures([bulk("Si")], keys.SELECTED, 0, "t")
+    os.link(tmp_path / "shared.db", tmp_path / "hardlink.db")
+    data = {**config_dict, "workflow": {"work_dir": "work", "database": "../hardlink.db"}}
+    other = write_config(tmp_path / "second", data)
+    before = (tmp_path / "shared.db").read_bytes()
+    result = runner.invoke(app, ["label", str(other)])
+    assert result.exit_code == 1
+    assert_one_clear_line(result.output, "hard links", "hardlink.db")
+    with pytest.raises(SharedDatabaseFileError), open_campaign(load_config(first)):
+        pass  # the first name is just as unsafe now
+    assert (tmp_path / "shared.db").read_bytes() == before

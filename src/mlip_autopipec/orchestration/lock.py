@@ -3,7 +3,9 @@
 Two configs with different work dirs but the same database would otherwise requeue each
 other's running DFT and throw its results away, so the database gets a lock of its own,
 next to the file it guards (found through its real path). Lock files are never followed
-when they are symbolic links.
+when they are symbolic links. A database file with a second name (a hard link) is refused:
+each name would get a lock and a `-wal` file of its own, which SQLite documents as a way to
+corrupt the database.
 """
 
 from __future__ import annotations
@@ -24,6 +26,25 @@ class CampaignBusyError(UserError):
 
 class LockFileError(UserError):
     """A lock file cannot be opened safely (a symbolic link, or not writable)."""
+
+
+class SharedDatabaseFileError(UserError):
+    """The database file has more than one name, so no lock by name can guard it."""
+
+
+def refuse_second_names(database: Path) -> None:
+    """A hard link is a second name for the same file (device and inode)."""
+    try:
+        links = os.stat(database).st_nlink
+    except FileNotFoundError:
+        return  # created by this command, with one name
+    except OSError as error:
+        raise LockFileError(f"cannot inspect the database {database}: {error.strerror}") from None
+    if links > 1:
+        raise SharedDatabaseFileError(
+            f"the database {database} has {links} names (hard links); each name would get its "
+            "own lock and -wal file and could corrupt it: copy it, or remove the other names"
+        )
 
 
 def database_lock_path(database: Path) -> Path:
@@ -63,6 +84,7 @@ def hold_lock(path: Path, what: str) -> Iterator[None]:
 @contextmanager
 def campaign_lock(lock_file: Path, database: Path) -> Iterator[None]:
     """Held while a command changes the campaign: the work dir's lock, then the database's."""
+    refuse_second_names(database)
     with ExitStack() as stack:
         stack.enter_context(hold_lock(lock_file, str(lock_file.parent)))
         stack.enter_context(hold_lock(database_lock_path(database), f"the database {database}"))
