@@ -7,6 +7,7 @@ printed without console markup, so a `[/]` in a path cannot break a command.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -52,6 +53,12 @@ class ErrorBoundary(TyperGroup):
             raise typer.Exit(2) from None
         except UserError as error:
             print_error(str(error))
+            raise typer.Exit(1) from None
+        except sqlite3.DatabaseError as error:  # a damaged file: say so, change nothing
+            print_error(
+                f"the campaign database cannot be read ({error}); nothing was written to it: "
+                "restore it from a copy, or try `sqlite3 FILE .recover`"
+            )
             raise typer.Exit(1) from None
 
 

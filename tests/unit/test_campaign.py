@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,31 @@ def test_a_hard_link_to_a_campaigns_database_is_refused(
     with pytest.raises(SharedDatabaseFileError), open_campaign(load_config(first)):
         pass  # the first name is just as unsafe now
     assert (tmp_path / "shared.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["status", "export", "report"])
+def test_a_damaged_database_is_one_line_and_stays_as_it_is(
+    tmp_path: Path, config_dict: dict[str, Any], command: str
+) -> None:
+    config_path = write_config(tmp_path, config_dict)
+    config = config_from_dict(config_dict, base_dir=tmp_path)
+    with open_campaign(config) as campaign:
+        for seed in range(30):
+            atoms = bulk("Si", cubic=True)
+            atoms.rattle(0.05, seed=seed)
+            campaign.database.add_structures([atoms], keys.CANDIDATE, 0, "t")
+    database = config.workflow.database_path
+    with closing(sqlite3.connect(database)) as connection:  # everything into the main file
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(database.read_bytes())
+    page = 4096
+    assert len(data) > 4 * page
+    data[page:] = bytes(len(data) - page)  # every page after the schema zeroed
+    database.write_bytes(bytes(data))
+    args = [command, str(config_path)] + (
+        [str(tmp_path / "x.extxyz")] if command == "export" else []
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert_one_clear_line(result.output, "cannot be read")
+    assert database.read_bytes() == bytes(data)
