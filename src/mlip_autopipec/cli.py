@@ -114,7 +114,7 @@ def status(config_path: ConfigArg) -> None:
     from mlip_autopipec.orchestration.report_validation import validation_lines
     from mlip_autopipec.orchestration.status import iteration_rows, status_rows, stop_reason
 
-    campaign = existing_campaign(load_config(config_path))
+    campaign = existing_campaign(load_config(config_path, read_only=True))
     title = f"Structures in {campaign.config.workflow.database_path}"
     console.print(cli_tables.status_table(title, status_rows(campaign)))
     rows = iteration_rows(campaign)
@@ -169,7 +169,7 @@ def export(
     if fmt != "extxyz":
         print_error(f"unsupported format {fmt!r}; supported: extxyz")
         raise typer.Exit(2)
-    campaign = existing_campaign(load_config(config_path))
+    campaign = existing_campaign(load_config(config_path, read_only=True))
     try:
         count = export_labeled(campaign, out)
     except OSError as error:

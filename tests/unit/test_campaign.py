@@ -3,14 +3,18 @@ and one clear line for every expected failure of a command."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import ase.io
+import numpy as np
 import pytest
 from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
 from typer.testing import CliRunner
 
 from mlip_autopipec.cli import app
@@ -183,6 +187,16 @@ def test_config_that_is_not_utf8_is_reported_without_traceback(tmp_path: Path) -
         assert "Traceback" not in result.output and "UTF-8" in result.output
 
 
+def settle(database: Path) -> None:
+    """Close this process's lingering connections and move the write-ahead log into the file,
+    so that the bytes on disk stay what they are unless a command writes."""
+    gc.collect()
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+
+
 def test_a_hard_link_to_a_campaigns_database_is_refused(
     tmp_path: Path, config_dict: dict[str, Any]
 ) -> None:
@@ -192,6 +206,7 @@ def test_a_hard_link_to_a_campaigns_database_is_refused(
     first, second = two_configs_sharing_a_database(tmp_path, config_dict)
     with open_campaign(load_config(first)) as campaign:
         campaign.database.add_structures([bulk("Si")], keys.SELECTED, 0, "t")
+    settle(tmp_path / "shared.db")
     os.link(tmp_path / "shared.db", tmp_path / "hardlink.db")
     data = {**config_dict, "workflow": {"work_dir": "work", "database": "../hardlink.db"}}
     other = write_config(tmp_path / "second", data)
@@ -216,8 +231,7 @@ def test_a_damaged_database_is_one_line_and_stays_as_it_is(
             atoms.rattle(0.05, seed=seed)
             campaign.database.add_structures([atoms], keys.CANDIDATE, 0, "t")
     database = config.workflow.database_path
-    with closing(sqlite3.connect(database)) as connection:  # everything into the main file
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    settle(database)
     data = bytearray(database.read_bytes())
     page = 4096
     assert len(data) > 4 * page
@@ -230,3 +244,34 @@ def test_a_damaged_database_is_one_line_and_stays_as_it_is(
     assert result.exit_code == 1, result.output
     assert_one_clear_line(result.output, "cannot be read")
     assert database.read_bytes() == bytes(data)
+
+
+def test_status_and_export_work_on_a_campaign_that_cannot_be_written(
+    tmp_path: Path, config_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_path = write_config(tmp_path, config_dict)
+    config = config_from_dict(config_dict, base_dir=tmp_path)
+    with open_campaign(config) as campaign:
+        atoms = bulk("Si", cubic=True)
+        atoms.calc = SinglePointCalculator(atoms, energy=-850.0, forces=np.zeros((8, 3)))
+        campaign.database.add_structures([atoms], keys.LABELED, 0, "t")
+    work = config.workflow.work_dir
+    settle(config.workflow.database_path)
+    before = {path: path.read_bytes() for path in work.rglob("*") if path.is_file()}
+    real_access = os.access
+
+    def read_only_mount(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        if mode & os.W_OK and str(path).startswith(str(work)):
+            return False  # as on a read-only mount (root passes any chmod)
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", read_only_mount)
+    status = runner.invoke(app, ["status", str(config_path)])
+    assert status.exit_code == 0, status.output
+    assert "labeled" in status.output
+    out = tmp_path / "labels.extxyz"
+    exported = runner.invoke(app, ["export", str(config_path), str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert len(ase.io.read(out, index=":")) == 1
+    after = {path: path.read_bytes() for path in work.rglob("*") if path.is_file()}
+    assert after == before  # nothing written into the campaign

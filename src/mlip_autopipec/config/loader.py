@@ -60,7 +60,9 @@ def format_validation_error(error: ValidationError) -> list[str]:
     return problems
 
 
-def config_from_dict(data: Any, base_dir: Path | None = None, source: str = "config") -> MLIPConfig:
+def config_from_dict(
+    data: Any, base_dir: Path | None = None, source: str = "config", read_only: bool = False
+) -> MLIPConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(
             [f"(top level): expected a mapping of sections, got {type(data).__name__}"], source
@@ -68,7 +70,8 @@ def config_from_dict(data: Any, base_dir: Path | None = None, source: str = "con
     # Absent sections are validated from {} so their default paths resolve against base_dir.
     sections = {name: {} for name in MLIPConfig.model_fields} | dict(data)
     try:
-        return MLIPConfig.model_validate(sections, context={"base_dir": base_dir})
+        context = {"base_dir": base_dir, "read_only": read_only}
+        return MLIPConfig.model_validate(sections, context=context)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error), source) from None
     except RecursionError:
@@ -197,11 +200,13 @@ def read_config_text(path: Path) -> str:
         ) from None
 
 
-def load_config(path: str | Path) -> MLIPConfig:
+def load_config(path: str | Path, read_only: bool = False) -> MLIPConfig:
+    """The checked config; with `read_only`, work_dir and database need not be writable (for
+    commands that only read a campaign)."""
     path = Path(path)
     text = read_config_text(path)
     try:
         data = parse_yaml(text)
     except (_YamlProblem, yaml.YAMLError, ValueError, OverflowError, RecursionError) as error:
         raise ConfigError([_yaml_problem(error)], str(path)) from None
-    return config_from_dict(data, base_dir=path.resolve().parent, source=str(path))
+    return config_from_dict(data, path.resolve().parent, str(path), read_only)

@@ -165,9 +165,13 @@ class WorkflowConfig(Section):
         return self.database if self.database is not None else self.work_dir / "mlip.db"
 
     # work_dir and the database must be creatable and writable; nothing is created here.
+    # A command that only reads (status, export) loads with context read_only: a finished
+    # campaign on a read-only mount can still be looked at.
     @field_validator("work_dir", mode="after")
     @classmethod
-    def _work_dir_writable(cls, value: Path) -> Path:
+    def _work_dir_writable(cls, value: Path, info: ValidationInfo) -> Path:
+        if (info.context or {}).get("read_only"):
+            return value
         if (problem := creatable_problem(value, want_folder=True)) is not None:
             raise ValueError(problem)
         return value
@@ -175,6 +179,8 @@ class WorkflowConfig(Section):
     @field_validator("database", mode="after")
     @classmethod
     def _database_writable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (info.context or {}).get("read_only"):
+            return value
         work_dir = info.data.get("work_dir")
         path = value if value is not None else work_dir / "mlip.db" if work_dir else None
         if path is not None and (problem := creatable_problem(path, want_folder=False)):

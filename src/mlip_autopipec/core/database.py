@@ -123,7 +123,10 @@ def check_existing_database(path: Path) -> None:
         return
     if not path.is_file():
         raise DatabaseError(f"the database {path} is not a regular file")
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    # Where this process cannot write (a read-only mount) SQLite could not create the -shm
+    # file a WAL database needs: read the file as it is (only its table names are read here).
+    frozen = "" if _writable(path) else "&immutable=1"
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro{frozen}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=20)) as connection:
             rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")

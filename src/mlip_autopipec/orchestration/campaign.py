@@ -19,7 +19,7 @@ from pathlib import Path
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core.database import DatabaseManager, check_existing_database
 from mlip_autopipec.errors import UserError
-from mlip_autopipec.orchestration.database import open_database
+from mlip_autopipec.orchestration.database import can_write, open_database, snapshot_of
 from mlip_autopipec.orchestration.lock import campaign_lock
 
 _ITERATION_FOLDER = re.compile(r"^iter_(\d+)$")
@@ -180,14 +180,16 @@ def open_campaign(config: MLIPConfig) -> Iterator[Campaign]:
 
 def existing_campaign(config: MLIPConfig) -> Campaign:
     """The campaign of a read-only command; refuses to create or touch anything that is missing
-    or that is not a campaign's database."""
+    or that is not a campaign's database. A database this process cannot write (a finished
+    campaign on a read-only mount) is read from a private copy."""
     database = config.workflow.database_path
     if not database.is_file():
         raise CampaignError(
             f"no campaign here: database {database} does not exist (run `mlip-autopipe run`)"
         )
     check_existing_database(database)
-    return Campaign(config, open_database(config), CampaignLayout(config.workflow.work_dir))
+    path = database if can_write(database) else snapshot_of(database)
+    return Campaign(config, open_database(config, path), CampaignLayout(config.workflow.work_dir))
 
 
 def _log_to(path: Path) -> logging.Handler:
