@@ -9,9 +9,15 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
+import sqlite3
 import stat
+import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 UPF_HEAD_BYTES = 512 * 1024  # the header sits after PP_INFO, well within this
 
@@ -155,6 +161,47 @@ def pseudopotential_problem(path: Path, symbol: str) -> str | None:
     if element != symbol:
         return f"{path} is a pseudopotential for {element}, not {symbol}"
     return None
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class UnreadableInput(ValueError):
+    """An input file that is not read at all: a FIFO or device, or a foreign SQLite file."""
+
+
+def read_frames(path: Path) -> list[Any]:
+    """Every structure ASE reads from `path`, with no side effect on it: a FIFO, a device or a
+    link to one is refused before it is opened (a read could block forever), and an SQLite
+    file is read from a private copy, only when it is an ase.db database (ASE would otherwise
+    add its tables to it). Raises UnreadableInput naming the problem, OSError when unreadable,
+    and whatever ASE raises for a file it cannot parse."""
+    kind = not_a_regular_file(path)  # follows links: a link to /dev/zero is a device
+    if kind is not None:
+        raise UnreadableInput(f"{path} is {kind}, not a file of structures")
+    import ase.io
+
+    if read_bounded(path, len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+        if "systems" not in sqlite_tables(path):
+            raise UnreadableInput(f"{path} is an SQLite file but not an ase.db database")
+        with tempfile.TemporaryDirectory(prefix="mlip-autopipe-read-") as folder:
+            copy = Path(folder) / "copy.db"
+            shutil.copyfile(path, copy)
+            frames = ase.io.read(copy, index=":", format="db")
+    else:
+        frames = ase.io.read(path, index=":")
+    return frames if isinstance(frames, list) else [frames]
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """The table names of an SQLite file, read without writing anything (immutable)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as connection:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            return {str(row[0]) for row in rows}
+    except sqlite3.Error as error:
+        raise UnreadableInput(f"{path} is not a readable SQLite database ({error})") from None
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -12,23 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from mlip_autopipec.config.files import not_a_regular_file
+from mlip_autopipec.config.files import UnreadableInput, read_frames
 
 
 def labeled_file_problem(path: Path, elements: Sequence[str] | None = None) -> str | None:
     """Why `path` is not a readable file of labeled structures (of `elements`), or None."""
     try:
-        kind = not_a_regular_file(path)
+        frames = read_frames(path)
     except FileNotFoundError:
         return f"{path} not found"
     except OSError as error:
         return f"cannot read {path}: {error.strerror}"
-    if kind is not None:
-        return f"{path} is {kind}, not a file of structures"
-    try:
-        import ase.io
-
-        frames = ase.io.read(path, index=":")
+    except UnreadableInput as error:
+        return str(error)
     except Exception as error:  # ASE raises many kinds for a file it cannot parse
         return f"{path}: unreadable as structures ({type(error).__name__}: {error})"
     if not frames:

@@ -9,7 +9,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from mlip_autopipec.config.files import not_a_regular_file
+from mlip_autopipec.config.files import UnreadableInput, read_frames
 
 MAX_SEED_BYTES = 50 * 1024 * 1024
 
@@ -17,18 +17,15 @@ MAX_SEED_BYTES = 50 * 1024 * 1024
 def seed_file_problem(path: Path, elements: Sequence[str]) -> str | None:
     """Why `path` cannot seed this campaign's structures, or None when it can."""
     try:
-        kind = not_a_regular_file(path)
-        if kind is not None:
-            return f"{path} is {kind}, not a structure file"
         if path.stat().st_size > MAX_SEED_BYTES:
             return f"{path} is larger than {MAX_SEED_BYTES // 2**20} MiB"
+        frames = read_frames(path)
     except OSError as error:
         return f"{path}: cannot read it ({error.strerror})"
-    try:
-        frames = ase.io.read(path, index=":")
+    except UnreadableInput as error:
+        return str(error)
     except Exception as error:  # noqa: BLE001 - ASE raises anything on a file it cannot parse
         return f"{path}: ASE cannot read it ({type(error).__name__}: {str(error)[:120]})"
-    frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         return f"{path} holds no structure"
     for index, atoms in enumerate(frames):

@@ -17,6 +17,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipec.config.files import UnreadableInput, read_frames
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.errors import UserError
@@ -36,13 +37,14 @@ class StructureImportError(UserError, ValueError):
 def read_structures(path: Path) -> list[Atoms]:
     where = safe_text(str(path))
     try:
-        frames = ase.io.read(path, index=":")
+        frames = read_frames(path)
     except FileNotFoundError:
         raise StructureImportError(f"{where}: file not found") from None
+    except UnreadableInput as error:
+        raise StructureImportError(safe_text(str(error))) from None
     except Exception as error:  # ASE raises many types for unreadable files
         reason = safe_text(str(error))
         raise StructureImportError(f"{where}: ASE cannot read it ({reason})") from None
-    frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise StructureImportError(f"{where}: no structures in the file")
     return frames
