@@ -27,7 +27,7 @@ from mlip_autopipec.training.inputs import DataFiles, FitStart, build_input, wri
 from mlip_autopipec.training.metrics import read_loss_history
 from mlip_autopipec.training.pacemaker import TrainingError, resolve_tool
 from mlip_autopipec.training.splits import SplitEntry
-from tests.integration.conftest import TrainedCampaign
+from tests.integration.conftest import TrainedCampaign, training_config
 
 pytestmark = pytest.mark.slow
 
@@ -279,3 +279,26 @@ def test_pacemaker_dry_run_accepts_the_written_input(
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "Dry run is finished" in completed.stderr
+
+
+def test_a_run_stopped_after_pacemaker_keeps_the_fit(
+    trained_campaign: TrainedCampaign, tmp_path: Path
+) -> None:
+    """Killed in pace_activeset: the rerun redoes the active set and the .yace, not the fit."""
+    config = trained_campaign.copy_to(tmp_path, maxiter=5)
+    add_one_new_labeled_structure(trained_campaign, tmp_path)
+    finished = train_iteration(Campaign.open(config))
+    fitted = digest(finished.potential)
+    staging = finished.folder.with_name(finished.folder.name + ".tmp")
+    finished.folder.rename(staging)  # as the kill left it: fit done, no active set yet
+    for name in ("output_potential.asi", "output_potential.yace", "metrics.json"):
+        (staging / name).unlink()
+    # A pacemaker that fails whenever it is started: the rerun must not start it.
+    command = [sys.executable, str(FAKE_PACEMAKER), "crash"]
+    config = training_config(tmp_path, command=command, maxiter=5)  # same work dir
+    resumed = train_iteration(Campaign.open(config))
+    assert resumed.folder == finished.folder
+    assert digest(resumed.potential) == fitted
+    assert resumed.active_set.is_file() and resumed.yace.is_file()
+    assert resumed.metrics.start_mode == finished.metrics.start_mode
+    assert not staging.exists()

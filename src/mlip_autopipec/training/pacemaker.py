@@ -5,6 +5,10 @@ so a crash or timeout never leaves a half-written potential where the next stage
 write data -> write input.yaml -> pacemaker (an up-fit that stalls is checked against a fit
 from scratch) -> pace_activeset -> pace_yaml2yace -> metrics, plots -> rename.
 
+A finished pacemaker fit is marked (fit_done.json, with a fingerprint of what it was fitted
+on); a run killed after it (in pace_activeset, say) keeps the fit when the same data comes
+back, and only the steps after it run again.
+
 Files in iter_NNN/: output_potential.yaml (B-basis, for pyace + active set), .asi (active set),
 .yace (for LAMMPS), metrics.json, *.png, pacemaker.log (its stderr: the log), input.yaml,
 train/test.pckl.gzip, dataset.extxyz, and pacemaker's own outputs (metrics.txt, *_pred.pckl.gzip,
@@ -13,6 +17,8 @@ fitting_data_info.pckl.gzip, report/).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -20,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.core.files import fresh_folder
@@ -29,6 +36,7 @@ from mlip_autopipec.training.dataset import TEST, TRAIN, DatasetBuilder, Labeled
 from mlip_autopipec.training.inputs import (
     DataFiles,
     FitStart,
+    StartMode,
     build_input,
     choose_start,
     grown_too_much,
@@ -68,6 +76,7 @@ METRICS_FILE = "metrics.json"
 STAGING_SUFFIX = ".tmp"
 SCRATCH_SUFFIX = ".scratch"
 DISCARDED_FIT = "discarded_fit"
+FIT_DONE = "fit_done.json"
 QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -166,13 +175,14 @@ class PacemakerWrapper:
         """Fit on the train structures, test on the test ones; results land in target_dir."""
         if target_dir.exists():
             raise TrainingError(f"{target_dir} exists already; it holds a finished fit")
-        staging = fresh_folder(staging_folder(target_dir))
-        start = self._prepare(structures, builder, staging, previous)
-        fit_seconds = self._run_pacemaker(staging)
-        if previous is not None and start.mode != "scratch":
-            staging, start, fit_seconds = self._no_worse_than_scratch(
-                structures, builder, (staging, start, fit_seconds), previous
-            )
+        fingerprint = self.fingerprint(structures, builder, previous)
+        kept = finished_fit(staging_folder(target_dir), fingerprint)
+        if kept is not None:
+            staging, start, fit_seconds = kept
+            logger.info("kept the finished pacemaker fit in %s (stopped after it)", staging)
+        else:
+            staging, start, fit_seconds = self._fit(structures, builder, target_dir, previous)
+            _mark_done(staging, fingerprint, start, fit_seconds)
         self._run_helper(
             "pace_activeset", [*self.profile.activeset, "-d", FITTING_DATA_INFO, POTENTIAL], staging
         )
@@ -184,6 +194,43 @@ class PacemakerWrapper:
         staging.rename(target_dir)
         logger.info("potential written to %s", target_dir / POTENTIAL)
         return TrainingResult(folder=target_dir, metrics=metrics)
+
+    def _fit(
+        self,
+        structures: Sequence[LabeledStructure],
+        builder: DatasetBuilder,
+        target_dir: Path,
+        previous: TrainingResult | None,
+    ) -> tuple[Path, FitStart, float]:
+        staging = fresh_folder(staging_folder(target_dir))
+        for_scratch = staging.with_name(staging.name + SCRATCH_SUFFIX)
+        shutil.rmtree(for_scratch, ignore_errors=True)  # a fit of other data, never kept
+        start = self._prepare(structures, builder, staging, previous)
+        fit_seconds = self._run_pacemaker(staging)
+        if previous is not None and start.mode != "scratch":
+            return self._no_worse_than_scratch(
+                structures, builder, (staging, start, fit_seconds), previous
+            )
+        return staging, start, fit_seconds
+
+    def fingerprint(
+        self,
+        structures: Sequence[LabeledStructure],
+        builder: DatasetBuilder,
+        previous: TrainingResult | None,
+    ) -> str:
+        """What a fit depends on: the structures (labels never change), their splits and
+        weights, the reference energies, the training settings and the starting potential."""
+        document = {
+            "structures": [
+                [s.row_id, s.split, s.energy_weight, s.atom_weights.tolist()] for s in structures
+            ],
+            "references": builder.reference_energies,
+            "training": self.training.model_dump(mode="json", exclude={"timeout", "command"}),
+            "elements": self.elements,
+            "previous": _digest(previous.potential) if previous is not None else None,
+        }
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
     def _no_worse_than_scratch(
         self,
@@ -326,6 +373,41 @@ class PacemakerWrapper:
             reference_energies=dict(builder.reference_energies),
             potential_section=potential_section(self.training, self.elements),
         )
+
+
+def finished_fit(staging: Path, fingerprint: str) -> tuple[Path, FitStart, float] | None:
+    """A pacemaker fit of this very data that finished before the run was stopped: in the
+    staging folder, or in its scratch twin when the fit from scratch was the one kept."""
+    for folder in (staging, staging.with_name(staging.name + SCRATCH_SUFFIX)):
+        marker = folder / FIT_DONE
+        if folder.is_symlink() or not marker.is_file() or not (folder / POTENTIAL).is_file():
+            continue
+        try:
+            done = json.loads(marker.read_text())
+            if done["fingerprint"] != fingerprint:
+                continue
+            if done["mode"] not in get_args(StartMode):
+                continue
+            start = FitStart(done["mode"], done["previous"], done["reason"])
+            return folder, start, float(done["seconds"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a marker we cannot read: fit again
+    return None
+
+
+def _mark_done(folder: Path, fingerprint: str, start: FitStart, seconds: float) -> None:
+    document = {
+        "fingerprint": fingerprint,
+        "mode": start.mode,
+        "previous": start.previous,
+        "reason": start.reason,
+        "seconds": seconds,
+    }
+    (folder / FIT_DONE).write_text(json.dumps(document))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _final_loss(staging: Path) -> float:
