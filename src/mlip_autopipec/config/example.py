@@ -58,7 +58,7 @@ dft:
 
 training:
   cutoff: 5.0                 # Å
-  number_of_functions_per_element: 300   # 100 leave C11 - C12 a third too soft
+  number_of_functions_per_element: 100   # more need more atoms in iteration 0 (active set)
   kappa: 0.05                 # force weight in the loss: low, so strain energies are learned
   maxiter: 150
   test_fraction: 0.15
