@@ -9,7 +9,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import ase.io
+import numpy as np
 import pytest
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
 from typer.testing import CliRunner
 
 from mlip_autopipec.cli import app
@@ -66,3 +70,18 @@ def test_a_foreign_sqlite_validation_set_is_refused_untouched(
     (problem,) = caught.value.problems
     assert "validation_set" in problem and "not an ase.db database" in problem
     assert source.read_bytes() == before
+
+
+def test_a_validation_set_with_nan_positions_is_refused(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.calc = SinglePointCalculator(atoms, energy=-200.0, forces=np.zeros((2, 3)))
+    atoms.positions[1, 2] = np.nan
+    source = tmp_path / "validation.extxyz"
+    ase.io.write(source, atoms)
+    config_dict["workflow"] = {"work_dir": "work", "validation_set": str(source)}
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(config_dict, base_dir=tmp_path)
+    (problem,) = caught.value.problems
+    assert "positions or cell are not finite" in problem

@@ -37,6 +37,8 @@ def labeled_file_problem(path: Path, elements: Sequence[str] | None = None) -> s
 
 
 def _frame_problem(atoms: Any, elements: Sequence[str] | None) -> str | None:
+    if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell.array).all():
+        return "positions or cell are not finite"
     results = getattr(atoms.calc, "results", None) or {}
     missing = [name for name in ("energy", "forces") if name not in results]
     if missing:
