@@ -151,6 +151,15 @@ def test_sigkill_of_the_orchestrator_then_resume_labels_each_structure_once(
     assert len(before) < len(ids), "killed too late to test resuming"
     stale_jobs = local_slurm.jobs(name)
     assert stale_jobs, "the killed orchestrator's worker jobs should still be there"
+
+    def finished_unstored() -> set[int]:
+        """Rows still `labeling` whose pw.x, in a job that outlived the kill, ran to its end."""
+        labeling = set(database.ids(status=keys.LABELING))
+        outputs = (config.workflow.work_dir / "dft").glob("*/sub_*/attempt_*/pw.out")
+        done = {int(out.parents[2].name) for out in outputs if "JOB DONE" in out.read_text()}
+        return done & labeling
+
+    harvestable = wait_for(finished_unstored, "a pw.x of the killed run ending in its job")
     starts_before = pw_starts(config)
 
     resumed = subprocess.run(cli, capture_output=True, text=True, timeout=900)
@@ -160,6 +169,8 @@ def test_sigkill_of_the_orchestrator_then_resume_labels_each_structure_once(
     for row_id, record in before.items():  # finished labels untouched, not recomputed
         assert after[row_id].data == record.data
         assert len(submissions(config, row_id)) == 1
+    for row_id in harvestable:  # finished after the kill: read back, not run again
+        assert len(submissions(config, row_id)) == 1, row_id
     for row_id in set(ids) - set(before):  # the rest ran at most once per orchestrator
         assert 1 <= len(submissions(config, row_id)) <= 2
     assert local_slurm.wait_for_no_jobs(name) == {}, "a stale worker job outlived the phase"

@@ -302,3 +302,20 @@ def test_a_run_stopped_after_pacemaker_keeps_the_fit(
     assert resumed.active_set.is_file() and resumed.yace.is_file()
     assert resumed.metrics.start_mode == finished.metrics.start_mode
     assert not staging.exists()
+
+
+def test_a_basis_larger_than_the_data_is_capped_so_the_active_set_is_determined(
+    trained_campaign: TrainedCampaign, tmp_path: Path
+) -> None:
+    config = trained_campaign.copy_to(tmp_path, number_of_functions_per_element=100_000, maxiter=3)
+    add_one_new_labeled_structure(trained_campaign, tmp_path)
+    result = train_iteration(Campaign.open(config))
+    train_atoms = sum(len(r.atoms) for r in labeled_records_of(config, TRAIN))
+    functions = result.metrics.potential_section["functions"]["number_of_functions_per_element"]
+    assert functions == int(0.75 * train_atoms)
+    assert result.active_set.is_file() and result.yace.is_file()
+
+
+def labeled_records_of(config: Any, split: str) -> list[StructureRecord]:
+    records = open_database(config).select(**{keys.STATUS: keys.LABELED})
+    return [r for r in records if r.key_value_pairs.get(keys.SPLIT) == split]

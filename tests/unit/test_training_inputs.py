@@ -206,3 +206,13 @@ def test_config_rejects_invalid_training_by_field(training: dict[str, Any], mess
     assert any(problem.startswith(message) for problem in caught.value.problems), (
         caught.value.problems
     )
+
+
+def test_the_basis_is_capped_by_the_scarcest_elements_training_atoms() -> None:
+    from mlip_autopipec.config import TrainingConfig
+    from mlip_autopipec.training.inputs import determined_basis
+
+    training = TrainingConfig(number_of_functions_per_element=300)
+    assert determined_basis(training, {"Si": 200}) == 150  # 3/4: pace_activeset drops outliers
+    assert determined_basis(training, {"Si": 800, "Ge": 120}) == 90
+    assert determined_basis(training, {"Si": 5000}) == 300

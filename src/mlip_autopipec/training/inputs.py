@@ -98,6 +98,20 @@ def choose_start(
     return FitStart(reason="basis settings changed since the previous potential")
 
 
+# pace_activeset leaves out atoms whose force error is an outlier (above Q3 + 1.5 IQR): a few
+# per cent of them, more on a small, uneven training set.
+ACTIVE_SET_ATOM_SHARE = 0.75
+
+
+def determined_basis(training: TrainingConfig, atoms_per_element: Mapping[str, int]) -> int:
+    """Functions per element this fit can use: pace_activeset needs at least as many training
+    atoms of each element as functions (else its MaxVol problem is under-determined), so the
+    basis is capped by the scarcest element and grows (an "extend" up-fit) as data arrive."""
+    scarcest = min(atoms_per_element.values(), default=0)
+    usable = int(ACTIVE_SET_ATOM_SHARE * scarcest)
+    return max(1, min(training.number_of_functions_per_element, usable))
+
+
 def grown_too_much(previous_train: int, current_train: int, max_growth: float) -> bool:
     """Whether the training set grew by more than `max_growth` (a fraction) since the previous
     fit, so that its potential is a poor starting point and a fit from scratch is better."""

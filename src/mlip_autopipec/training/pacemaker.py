@@ -39,6 +39,7 @@ from mlip_autopipec.training.inputs import (
     StartMode,
     build_input,
     choose_start,
+    determined_basis,
     grown_too_much,
     potential_section,
     read_input,
@@ -148,6 +149,15 @@ class TrainingResult:
         return [self.folder / name for name in PLOTS if (self.folder / name).is_file()]
 
 
+def train_atoms_per_element(structures: Sequence[LabeledStructure]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for structure in structures:
+        if structure.split == TRAIN:
+            for symbol in structure.atoms.get_chemical_symbols():
+                counts[symbol] = counts.get(symbol, 0) + 1
+    return counts
+
+
 def staging_folder(target_dir: Path) -> Path:
     return target_dir.with_name(target_dir.name + STAGING_SUFFIX)
 
@@ -175,6 +185,17 @@ class PacemakerWrapper:
         """Fit on the train structures, test on the test ones; results land in target_dir."""
         if target_dir.exists():
             raise TrainingError(f"{target_dir} exists already; it holds a finished fit")
+        functions = determined_basis(self.training, train_atoms_per_element(structures))
+        if functions < self.training.number_of_functions_per_element:
+            logger.warning(
+                "%d functions per element (of %d configured): no more training atoms of the "
+                "scarcest element for the active set; the basis grows as data arrive",
+                functions,
+                self.training.number_of_functions_per_element,
+            )
+            capped = self.training.model_copy(update={"number_of_functions_per_element": functions})
+            wrapper = PacemakerWrapper(capped, self.elements, self.profile)
+            return wrapper.fit(structures, builder, target_dir, previous)
         fingerprint = self.fingerprint(structures, builder, previous)
         kept = finished_fit(staging_folder(target_dir), fingerprint)
         if kept is not None:
