@@ -99,23 +99,33 @@ def test_a_density_cutoff_below_the_suggested_one_is_refused() -> None:
     )
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    conv_thr=st.floats(min_value=1.01e-4, max_value=1e300),
-    degauss=st.floats(min_value=0.101, max_value=1e300),
-    temperature=st.one_of(st.floats(0, 0.99), st.floats(20001, 1e300)),
-    timestep=st.floats(min_value=5.01, max_value=1e300),
-)
-def test_no_absurd_value_of_these_fields_is_accepted(
-    conv_thr: float, degauss: float, temperature: float, timestep: float
-) -> None:
-    for field, value in (
-        ("dft.conv_thr", conv_thr),
-        ("dft.degauss", degauss),
-        ("inference.temperatures", [temperature]),
-        ("inference.timestep", timestep),
-    ):
-        assert problems(with_value(field, value)), (field, value)
+HUGE = 1e300
+ABSURD_VALUES = {
+    "dft.conv_thr": st.floats(min_value=1.01e-4, max_value=HUGE),
+    "dft.degauss": st.floats(min_value=0.101, max_value=HUGE),
+    "dft.ecutwfc": st.floats(min_value=-HUGE, max_value=9.99),
+    "dft.kspacing": st.floats(min_value=-HUGE, max_value=0.0299),
+    "dft.timeout": st.floats(min_value=-HUGE, max_value=0.999),
+    "inference.temperatures": st.lists(
+        st.one_of(st.floats(-HUGE, 0.99), st.floats(20001, HUGE)), min_size=1, max_size=1
+    ),
+    "inference.pressures": st.lists(
+        st.one_of(st.floats(-HUGE, -5.01e6), st.floats(5.01e6, HUGE)), min_size=1, max_size=1
+    ),
+    "inference.timestep": st.floats(min_value=5.01, max_value=HUGE),
+    "inference.steps": st.integers(min_value=10**8 + 1, max_value=2**70),
+    "inference.gamma_lower": st.floats(min_value=-HUGE, max_value=0.999),
+    "compute.n_workers": st.integers(min_value=1025, max_value=2**70),
+    "system.lattice_constant": st.one_of(st.floats(-HUGE, 0.999), st.floats(30.01, HUGE)),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(sorted(ABSURD_VALUES)), data=st.data())
+def test_no_absurd_value_of_a_physical_field_is_accepted(field: str, data: Any) -> None:
+    value = data.draw(ABSURD_VALUES[field])
+    found = problems(with_value(field, value))
+    assert found and all("\n" not in problem for problem in found), (field, value)
 
 
 def seed_config(tmp_path: Path, atoms: Any, name: str = "seed.extxyz") -> dict[str, Any]:
