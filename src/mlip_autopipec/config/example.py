@@ -58,7 +58,7 @@ dft:
 
 training:
   cutoff: 5.0                 # Å
-  number_of_functions_per_element: 100   # more need more atoms in iteration 0 (active set)
+  number_of_functions_per_element: 300   # capped at 3/4 of the training atoms until they suffice
   kappa: 0.05                 # force weight in the loss: low, so strain energies are learned
   maxiter: 150
   test_fraction: 0.15
