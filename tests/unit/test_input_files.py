@@ -85,3 +85,17 @@ def test_a_validation_set_with_nan_positions_is_refused(
         config_from_dict(config_dict, base_dir=tmp_path)
     (problem,) = caught.value.problems
     assert "positions or cell are not finite" in problem
+
+
+def test_an_ase_db_input_is_read_from_a_copy_and_left_as_it_is(tmp_path: Path) -> None:
+    import ase.db
+
+    from mlip_autopipec.config.files import read_frames
+
+    source = tmp_path / "structures.db"
+    with ase.db.connect(str(source)) as database:
+        database.write(bulk("Si", "diamond", a=5.43))
+        database.write(bulk("Si", "diamond", a=5.43, cubic=True))
+    before = source.read_bytes()
+    assert [len(atoms) for atoms in read_frames(source)] == [2, 8]
+    assert source.read_bytes() == before
