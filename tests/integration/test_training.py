@@ -21,7 +21,12 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.database import StructureRecord
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
-from mlip_autopipec.orchestration.training import latest_fit, train_iteration
+from mlip_autopipec.orchestration.training import (
+    candidates,
+    latest_fit,
+    train_final,
+    train_iteration,
+)
 from mlip_autopipec.training.dataset import TEST, TRAIN, assign_split
 from mlip_autopipec.training.inputs import DataFiles, FitStart, build_input, write_input
 from mlip_autopipec.training.metrics import read_loss_history
@@ -314,6 +319,41 @@ def test_a_basis_larger_than_the_data_is_capped_so_the_active_set_is_determined(
     functions = result.metrics.potential_section["functions"]["number_of_functions_per_element"]
     assert functions == int(0.75 * train_atoms)
     assert result.active_set.is_file() and result.yace.is_file()
+
+
+def test_the_final_fit_starts_from_scratch_on_every_label_with_its_own_settings(
+    trained_campaign: TrainedCampaign, tmp_path: Path
+) -> None:
+    config = trained_campaign.copy_to(tmp_path, final_maxiter=7, final_kappa=0.02, kappa=0.3)
+    add_one_new_labeled_structure(trained_campaign, tmp_path)  # labeled in iteration 1
+    campaign = Campaign.open(config)
+    final = train_final(campaign)
+    assert final is not None and final.folder == tmp_path / "work/potentials/final_001"
+    written = read_input_yaml(final.folder / "input.yaml")
+    assert written["metadata"]["start"] == "scratch" and "initial_potential" not in str(written)
+    assert written["fit"]["maxiter"] == 7 and written["fit"]["loss"]["kappa"] == 0.02
+    labeled = open_database(config).count(**{keys.STATUS: keys.LABELED})
+    test = final.metrics.test
+    assert final.metrics.train.n_structures + (test.n_structures if test else 0) == labeled
+    assert final.metrics.reference_energies == trained_campaign.result.metrics.reference_energies
+    assert final.active_set.is_file() and final.yace.is_file()
+    # Finished: returned as it is, never fitted again (a pacemaker that crashes is not started).
+    command = [sys.executable, str(FAKE_PACEMAKER), "crash"]
+    again = training_config(tmp_path, command=command, final_maxiter=7, final_kappa=0.02)
+    kept = train_final(Campaign.open(again))
+    assert kept is not None and kept.folder == final.folder
+    assert digest(kept.potential) == digest(final.potential)
+    names = [c.name for c in candidates(Campaign.open(config))]
+    assert names == ["iter_000", "final_001"]  # the loop's fits first, oldest first
+    assert train_final(Campaign.open(training_config(tmp_path, final_maxiter=0))) is None
+
+
+def read_input_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
 
 
 def labeled_records_of(config: Any, split: str) -> list[StructureRecord]:

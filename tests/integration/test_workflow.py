@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -64,6 +66,7 @@ def tiny_campaign(
     data["training"] = {
         "number_of_functions_per_element": 10,
         "maxiter": 20,
+        "final_maxiter": 30,
         "test_fraction": test_fraction,
     }
     data["inference"] = {
@@ -135,6 +138,15 @@ def test_two_iterations_end_to_end(two_iterations: tuple[Path, MLIPConfig, str])
     card = (campaign.layout.handover_dir / "CARD.md").read_text()
     assert (campaign.layout.handover_dir / "potential.yaml").is_file()
     assert f"anchors {N_ANCHORS}" in card and "pair_style pace/extrapolation" in card
+    # After the loop: a fit from scratch on every label, handed over (no validation to choose by).
+    last = max(r.iteration for r in campaign.database.select(**{keys.STATUS: keys.LABELED}))
+    final = campaign.layout.final_potential_dir(last)
+    assert final.name in output and "final fit done" in output
+    choice = json.loads(campaign.layout.handover_choice_file.read_text())
+    assert choice["fit"] == final.name and "final fit (every label up to" in card
+    assert (final / "output_potential.yaml").read_bytes() == (
+        campaign.layout.handover_dir / "potential.yaml"
+    ).read_bytes()
     if sorted(fits) == [0, 1]:
         extracted = campaign.database.select(origin=EXTRACT_ORIGIN)
         assert any(r.status == keys.LABELED for r in extracted)
@@ -217,11 +229,14 @@ def test_killed_during_labeling_and_training_resumes_without_repeating_dft(
     def some_labeled() -> bool:
         if not config.workflow.database_path.exists():
             return False
-        database = open_database(config)
-        return (
-            database.count(**{keys.STATUS: keys.LABELED}) >= 1
-            and database.count(**{keys.STATUS: keys.LABELING}) >= 1
-        )
+        try:
+            database = open_database(config)
+            return (
+                database.count(**{keys.STATUS: keys.LABELED}) >= 1
+                and database.count(**{keys.STATUS: keys.LABELING}) >= 1
+            )
+        except sqlite3.OperationalError:  # the run is creating the tables just now
+            return False
 
     def training_started() -> bool:
         return (work / "potentials" / "iter_000.tmp" / "input.yaml").exists()

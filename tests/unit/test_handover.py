@@ -2,35 +2,69 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from mlip_autopipec.orchestration.handover import choose
+from mlip_autopipec.orchestration.training import Candidate
 from mlip_autopipec.training.pacemaker import TrainingResult
 
 
-def fits(*iterations: int) -> list[tuple[int, TrainingResult]]:
-    return [(n, cast(TrainingResult, Path(f"iter_{n:03d}"))) for n in iterations]
+def fits(*iterations: int, final: int | None = None) -> list[Candidate]:
+    found = [Candidate(f"iter_{n:03d}", n, cast(TrainingResult, None)) for n in iterations]
+    if final is not None:
+        found.append(Candidate(f"final_{final:03d}", final, cast(TrainingResult, None)))
+    return found
 
 
 def test_the_best_by_validation_is_handed_over_not_the_newest() -> None:
-    choice = choose(fits(0, 1, 2, 3), {1: 0.12, 2: 0.08, 3: 0.30})
-    assert choice.iteration == 2
-    assert "iteration 3, scored worse" in choice.reason
+    choice = choose(fits(0, 1, 2, 3), {"iter_001": 0.12, "iter_002": 0.08, "iter_003": 0.30})
+    assert choice.candidate.name == "iter_002"
+    assert "the newest, iteration 3's fit, scored worse" in choice.reason
+
+
+def test_the_final_fit_competes_with_the_loops_fits() -> None:
+    scores = {"iter_000": 0.5, "iter_001": 0.2, "final_001": 0.1}
+    assert choose(fits(0, 1, final=1), scores).candidate.name == "final_001"
+    worse = choose(fits(0, 1, final=1), {**scores, "final_001": 0.3})
+    assert worse.candidate.name == "iter_001"
+    assert "the final fit (every label up to iteration 1), scored worse" in worse.reason
 
 
 def test_ties_go_to_the_newer_fit_and_unscored_fits_are_not_chosen() -> None:
-    assert choose(fits(0, 1, 2, 3), {1: 0.1, 2: 0.1, 3: None}).iteration == 2
+    scores = {"iter_001": 0.1, "iter_002": 0.1, "iter_003": None}
+    assert choose(fits(0, 1, 2, 3), scores).candidate.name == "iter_002"
 
 
 def test_without_validation_the_newest_is_handed_over_and_says_so() -> None:
-    choice = choose(fits(0, 1), {})
-    assert choice.iteration == 1
+    choice = choose(fits(0, 1, final=1), {})
+    assert choice.candidate.name == "final_001"
     assert "no validation" in choice.reason
 
 
 def test_nothing_to_hand_over_is_an_error() -> None:
     with pytest.raises(ValueError, match="no finished fit"):
         choose(cast(Any, []), {})
+
+
+def test_the_handed_over_fit_is_read_back_by_name_and_from_older_campaigns(
+    tmp_path: Path,
+) -> None:
+    from mlip_autopipec.orchestration.report_validation import fit_name
+    from mlip_autopipec.orchestration.validation import handed_over_fit
+
+    layout = SimpleNamespace(handover_choice_file=tmp_path / "choice.json")
+    campaign = cast(Any, SimpleNamespace(layout=layout))
+    assert handed_over_fit(campaign) is None
+    layout.handover_choice_file.write_text(json.dumps({"fit": "final_003", "iteration": 3}))
+    assert handed_over_fit(campaign) == "final_003"
+    layout.handover_choice_file.write_text(json.dumps({"iteration": 2}))  # before final fits
+    assert handed_over_fit(campaign) == "iter_002"
+    layout.handover_choice_file.write_text(json.dumps({"fit": "../../etc", "iteration": 1}))
+    assert handed_over_fit(campaign) == "iter_001"
+    assert fit_name({"iteration": 2}) == "iteration 2"
+    assert "final_003" in fit_name({"fit": "final_003", "iteration": 3})

@@ -80,9 +80,13 @@ def test_workflow_tells_the_observer_in_order(tmp_path: Path, config_dict: dict[
     )
     assert "nothing new to label" in manager.run()
     names = [event[2] for event in recorder.events if event[0] == "started"]
-    # After the loop stops the final potential is validated, shown like a phase; here there
-    # is no potential, so it fails, is said to have failed, and costs the campaign nothing.
-    assert names == ["explore", "label", "train", "infer", "extract", "select", "validate"]
+    # After the loop stops the final fit and the validation are shown like phases; here there
+    # is no label and no potential, so both fail, say so, and cost the campaign nothing.
+    assert names == [
+        "explore", "label", "train", "infer", "extract", "select", "final fit", "validate"
+    ]  # fmt: skip
+    final_fit = next(e for e in recorder.events if e[0] == "finished" and e[2] == "final fit")
+    assert "failed (no labeled structures" in final_fit[3]
     select_events = recorder.events[recorder.events.index(("started", 1, "select")) :]
     assert select_events[1:4] == [("advanced", d, 3) for d in (1, 2, 3)]
     assert select_events[4][:3] == ("finished", 1, "select")

@@ -52,6 +52,20 @@ class TrainingConfig(Section):
     maxiter: PositiveInt = 200
     ladder_step: list[PositiveFloat] = Field(default_factory=list, max_length=2)
     ladder_type: Literal["body_order", "power_order"] = "body_order"
+    final_maxiter: NonNegativeInt = Field(
+        600,
+        le=100_000,
+        description="After the loop: one fit from scratch on every label with this many steps "
+        "(0: none), a hand-over candidate beside each iteration's fit.",
+    )
+    final_kappa: Float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The final fit's force weight (default: kappa). Strain energies of a few "
+        "meV/atom must be learned to 0.1 meV/atom for elastic constants; force errors dominate "
+        "the loss unless kappa is small.",
+    )
     batch_size: PositiveInt = 100
     test_fraction: Float = Field(0.1, ge=0, lt=1)
     reference_energies: dict[str, Number] | None = Field(

@@ -23,6 +23,7 @@ from mlip_autopipec.orchestration.database import can_write, open_database, snap
 from mlip_autopipec.orchestration.lock import campaign_lock
 
 _ITERATION_FOLDER = re.compile(r"^iter_(\d+)$")
+_FINAL_FOLDER = re.compile(r"^final_(\d+)$")
 
 
 class CampaignError(UserError):
@@ -98,6 +99,10 @@ class CampaignLayout:
     def potential_dir(self, iteration: int) -> Path:
         return self.potentials_root / f"iter_{iteration:03d}"
 
+    def final_potential_dir(self, last_iteration: int) -> Path:
+        """The final fit on every label of iterations 0..last_iteration."""
+        return self.potentials_root / f"final_{last_iteration:03d}"
+
     @property
     def handover_dir(self) -> Path:
         """The potential to use (files, CARD.md) and choice.json: which fit it is."""
@@ -126,12 +131,20 @@ class CampaignLayout:
 
     def iteration_folders(self, root: Path) -> list[tuple[int, Path]]:
         """(iteration, folder) of every `iter_NNN` folder under `root`, by iteration."""
-        found = []
-        for folder in root.glob("iter_*") if root.is_dir() else []:
-            match = _ITERATION_FOLDER.match(folder.name)
-            if match and folder.is_dir():
-                found.append((int(match.group(1)), folder))
-        return sorted(found)
+        return _numbered_folders(root, _ITERATION_FOLDER)
+
+    def final_folders(self) -> list[tuple[int, Path]]:
+        """(last iteration, folder) of every `final_NNN` fit, oldest first."""
+        return _numbered_folders(self.potentials_root, _FINAL_FOLDER)
+
+
+def _numbered_folders(root: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
+    found = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        match = pattern.match(folder.name)
+        if match and folder.is_dir():
+            found.append((int(match.group(1)), folder))
+    return sorted(found)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 `work_dir/potential/` holds the chosen fit's files under plain names and `CARD.md`: what data
 it saw, the DFT settings and their check, its validation table and checks, the gamma range it
-was trained for, and how to use it in LAMMPS and ASE. The chosen fit is the best candidate by
-validation (see `orchestration.validation.candidate_score`), not simply the newest; without
-validation results the newest fit is handed over and the card says so.
+was trained for, and how to use it in LAMMPS and ASE. The candidates are every iteration's fit
+and the final fit on every label (`orchestration.training.train_final`); the chosen one is the
+best by validation (see `orchestration.validation.candidate_score`), not simply the newest;
+without validation results the newest fit is handed over and the card says so.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.dft_check import stored_result
 from mlip_autopipec.orchestration.labeling import ProgressCallback
-from mlip_autopipec.orchestration.training import finished_fits
+from mlip_autopipec.orchestration.training import Candidate, candidates
 from mlip_autopipec.orchestration.validation import (
     dft_reference,
     score_fits,
@@ -39,29 +40,36 @@ FILES = {"potential.yaml": "potential", "potential.yace": "yace", "potential.asi
 
 @dataclass(frozen=True)
 class Choice:
-    """The fit handed over and why: its score (None: not validated) and the others'."""
+    """The fit handed over and why: its score (None: not validated) and the others', by the
+    candidates' names (their folders: iter_NNN, final_NNN)."""
 
-    iteration: int
-    fit: TrainingResult
+    candidate: Candidate
     reason: str
-    scores: dict[int, float | None]
+    scores: dict[str, float | None]
+
+    @property
+    def fit(self) -> TrainingResult:
+        return self.candidate.fit
 
 
-def choose(fits: list[tuple[int, TrainingResult]], scores: dict[int, float | None]) -> Choice:
-    """The lowest validation score wins; ties go to the newer fit. Fits without a score are
-    only chosen when none has one (then the newest)."""
-    if not fits:
+def choose(found: list[Candidate], scores: dict[str, float | None]) -> Choice:
+    """The lowest validation score wins; ties go to the newer fit (later in `found`). Fits
+    without a score are only chosen when none has one (then the newest)."""
+    if not found:
         raise ValueError("no finished fit to hand over")
-    scored = [(scores[n], -n, n, fit) for n, fit in fits if scores.get(n) is not None]
+    scored = [
+        (score, -index, candidate)
+        for index, candidate in enumerate(found)
+        if (score := scores.get(candidate.name)) is not None
+    ]
     if not scored:
-        iteration, fit = fits[-1]
-        return Choice(iteration, fit, "the newest fit (no validation to choose by)", scores)
-    score, _, iteration, fit = min(scored, key=lambda item: (item[0], item[1]))
-    newest = fits[-1][0]
+        return Choice(found[-1], "the newest fit (no validation to choose by)", scores)
+    score, _, best = min(scored, key=lambda item: (item[0], item[1]))
+    newest = found[-1]
     why = f"best validation score ({score:.3g}) of {len(scored)} validated fits"
-    if iteration != newest:
-        why += f"; the newest fit, iteration {newest}, scored worse"
-    return Choice(iteration, fit, why, scores)
+    if best is not newest:
+        why += f"; the newest, {newest.describe()}, scored worse"
+    return Choice(best, why, scores)
 
 
 def hand_over_after_run(
@@ -70,29 +78,29 @@ def hand_over_after_run(
     """`run`'s last step: DFT's side of the validation once, every fit scored against it (no
     more DFT), the best validated in full and handed over. Returns (validation JSON, potential
     folder); a failure is logged and never costs the campaign what it computed."""
-    fits = finished_fits(campaign)
-    if not fits:
+    found = candidates(campaign)
+    if not found:
         return None, None
-    scores: dict[int, float | None] = {}
+    scores: dict[str, float | None] = {}
     reference = None
     if campaign.config.validation.enabled:
         try:
             reference = dft_reference(campaign, on_progress)
-            scores = {n: s["score"] for n, s in score_fits(campaign, fits, reference)}
+            scores = {c.name: s["score"] for c, s in score_fits(campaign, found, reference)}
         except Exception as error:  # noqa: BLE001 - the campaign's results must survive
             logger.warning("validation of the fits failed: %s", error)
-    choice = choose(fits, scores)
+    choice = choose(found, scores)
     document, path = None, None
     if reference is not None:
         try:
-            path = validate_potential(campaign, choice.iteration, reference=reference)
+            path = validate_potential(campaign, choice.candidate, reference=reference)
             document = read_json(path)
         except Exception as error:  # noqa: BLE001
-            logger.warning("validation of iteration %d failed: %s", choice.iteration, error)
+            logger.warning("validation of %s failed: %s", choice.candidate.name, error)
     try:
         return path, hand_over(campaign, choice, document, stored_result(campaign))
     except Exception as error:  # noqa: BLE001 - the campaign's results must survive
-        logger.warning("could not hand over iteration %d's potential: %s", choice.iteration, error)
+        logger.warning("could not hand over %s: %s", choice.candidate.describe(), error)
         return path, None
 
 
@@ -121,9 +129,14 @@ def hand_over(
             target.unlink(missing_ok=True)
     card = card_text(campaign, choice, validation, dft_check)
     write_atomically(folder / CARD, card)
-    chosen = {"iteration": choice.iteration, "reason": choice.reason, "scores": choice.scores}
+    chosen = {
+        "fit": choice.candidate.name,
+        "iteration": choice.candidate.last_iteration,
+        "reason": choice.reason,
+        "scores": choice.scores,
+    }
     write_atomically(campaign.layout.handover_choice_file, json.dumps(chosen, indent=1))
-    logger.info("handed over iteration %d's potential: %s", choice.iteration, folder)
+    logger.info("handed over %s: %s", choice.candidate.describe(), folder)
     return folder
 
 
@@ -135,13 +148,11 @@ def card_text(
 ) -> str:
     config = campaign.config
     species = " ".join(config.system.elements)
-    scored = ", ".join(
-        f"{n}: {'-' if v is None else f'{v:.3g}'}" for n, v in sorted(choice.scores.items())
-    )
+    scored = ", ".join(f"{n}: {'-' if v is None else f'{v:.3g}'}" for n, v in choice.scores.items())
     parts = [
         f"# ACE potential for {species}",
-        f"Fit of iteration {choice.iteration} ({choice.fit.folder}): {choice.reason}."
-        + (f" Validation scores by iteration (lower is better): {scored}." if scored else ""),
+        f"{choice.candidate.describe().capitalize()} ({choice.fit.folder}): {choice.reason}."
+        + (f" Validation scores (lower is better): {scored}." if scored else ""),
         "Files: `potential.yaml` (B-basis: pyace, `pair_style pace/extrapolation`), "
         "`potential.yace` (`pair_style pace`), `potential.asi` (active set for gamma).",
         "## Data it saw\n" + _data_lines(campaign, choice),
@@ -158,7 +169,7 @@ def card_text(
 
 def _data_lines(campaign: Campaign, choice: Choice) -> str:
     rows = campaign.database.select(**{keys.STATUS: keys.LABELED})
-    seen = [row for row in rows if row.iteration <= choice.iteration]
+    seen = [row for row in rows if row.iteration <= choice.candidate.last_iteration]
     groups = Counter(_group(row.origin) for row in seen)
     atoms = sum(len(row.atoms) for row in seen)
     kinds = ", ".join(f"{name} {count}" for name, count in sorted(groups.items()))

@@ -22,7 +22,7 @@ def validation_section(campaign: Campaign) -> str:
     folder = Path(document["folder"])
     parts = [
         "<h2>Validation</h2>",
-        f"<p>Potential of iteration {int(document['iteration'])}: "
+        f"<p>Potential {html.escape(fit_name(document))}: "
         f"{html.escape(str(document['potential']))}. Each side at its own equilibrium: a0 "
         "from its own E-V scan, everything else at that a0 (C44 with relaxed ions, clamped "
         "beside it; surfaces unrelaxed).</p>",
@@ -115,12 +115,21 @@ def _figure(path: Path) -> str:
     )
 
 
+def fit_name(document: dict[str, Any]) -> str:
+    """Which fit a validation document is of: the final fit (final_NNN) or
+    "iteration 2" (documents written before final fits name only the iteration)."""
+    name, iteration = document.get("fit"), int(document["iteration"])
+    if isinstance(name, str) and name.startswith("final_"):
+        return f"the final fit ({name}, every label up to iteration {iteration})"
+    return f"iteration {iteration}"
+
+
 def validation_lines(campaign: Campaign) -> list[str]:
     """Plain lines for `status`: potential vs DFT per property of the newest validation."""
     document = newest_validation(campaign)
     if document is None:
         return []
-    lines = [f"validation of iteration {int(document['iteration'])} (potential vs DFT):"]
+    lines = [f"validation of {fit_name(document)} (potential vs DFT):"]
     lines += [f"  {line}" for line in failed_check_lines(document)]
     for row in document["comparisons"]:
         error = row.get("relative_error")

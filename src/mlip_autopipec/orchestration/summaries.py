@@ -231,6 +231,19 @@ class ValidateSummary(_Summary):
         return f"potential vs DFT in {self.result}{handed}"
 
 
+@dataclass(frozen=True)
+class FinalFitSummary(_Summary):
+    """The fit from scratch on every label after the loop (shown like a phase, never stored)."""
+
+    fit: TrainSummary | None = None
+    error: str | None = None  # why it failed
+
+    def describe(self) -> str:
+        if self.fit is None:
+            return f"failed ({self.error}); the hand-over chooses among the loop's fits"
+        return f"{self.fit.potential}: {self.fit.describe()}"
+
+
 SUMMARY_TYPES: dict[str, type[_Summary]] = {
     "explore": ExploreSummary,
     "label": LabelSummary,

@@ -3,8 +3,9 @@
 The DFT side (validation_dft.py) is computed once per call and shared by every potential
 compared with it; `validate_candidate` scores one potential against it without any new DFT,
 for a step that chooses which potential to hand over. Results are written atomically to
-work_dir/validation/iter_NNN.json with PNG plots beside it: the table, the checks (each one
-passed or failed, never averaged), the score, both sides and the DFT cost.
+work_dir/validation/<fit>.json (iter_NNN or final_NNN) with PNG plots beside it: the table,
+the checks (each one passed or failed, never averaged), the score, both sides and the DFT
+cost.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mlip_autopipec.inference.ase_md import run_ase_md
 from mlip_autopipec.inference.md_types import MDRunSpec, PotentialFiles
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import ProgressCallback
-from mlip_autopipec.orchestration.training import finished_fits
+from mlip_autopipec.orchestration.training import Candidate, candidates, finished_fits
 from mlip_autopipec.orchestration.validation_dft import (
     DFTReference,
     ValidationError,
@@ -40,20 +41,21 @@ logger = logging.getLogger(__name__)
 __all__ = ["DFTReference", "ValidationError", "dft_reference", "validate_candidate"]
 
 
-def result_file(campaign: Campaign, iteration: int) -> Path:
-    return validation_layout(campaign).work_dir / f"iter_{iteration:03d}.json"
+def result_file(campaign: Campaign, name: str) -> Path:
+    return validation_layout(campaign).work_dir / f"{name}.json"
 
 
-def choose_fit(campaign: Campaign, iteration: int | None) -> tuple[int, TrainingResult]:
-    fits = finished_fits(campaign)
-    if not fits:
+def choose_fit(campaign: Campaign, iteration: int | None) -> Candidate:
+    """Iteration `iteration`'s fit; by default the newest candidate (the final fit, if any)."""
+    found = candidates(campaign)
+    if not found:
         raise ValidationError("no trained potential to validate; run `train` or `run` first")
     if iteration is None:
-        return fits[-1]
-    for found in fits:
-        if found[0] == iteration:
-            return found
-    have = ", ".join(str(n) for n, _ in fits)
+        return found[-1]
+    for candidate in found:
+        if not candidate.is_final and candidate.last_iteration == iteration:
+            return candidate
+    have = ", ".join(str(n) for n, _ in finished_fits(campaign))
     raise ValidationError(f"iteration {iteration} has no finished potential (have: {have})")
 
 
@@ -81,34 +83,37 @@ def candidate_document(potential: SideProperties, reference: DFTReference) -> di
 
 
 def score_fits(
-    campaign: Campaign, fits: list[tuple[int, TrainingResult]], reference: DFTReference
-) -> list[tuple[int, dict[str, Any]]]:
-    """Every fit's score against one DFT side, best first (no DFT); a fit that cannot be
+    campaign: Campaign, found: list[Candidate], reference: DFTReference
+) -> list[tuple[Candidate, dict[str, Any]]]:
+    """Every candidate's score against one DFT side, best first (no DFT); a fit that cannot be
     evaluated is logged and left out."""
     scored = []
-    for n, fit in fits:
+    for candidate in found:
         try:
-            scored.append((n, validate_candidate(campaign, fit, reference)["score"]))
+            document = validate_candidate(campaign, candidate.fit, reference)
+            scored.append((candidate, document["score"]))
         except Exception as error:  # noqa: BLE001 - one broken fit must not hide the others
-            logger.warning("could not validate %s: %s", fit.folder.name, error)
+            logger.warning("could not validate %s: %s", candidate.name, error)
     return sorted(scored, key=lambda item: item[1]["score"])
 
 
 def validate_potential(
     campaign: Campaign,
-    iteration: int | None = None,
+    which: int | Candidate | None = None,
     on_progress: ProgressCallback | None = None,
     reference: DFTReference | None = None,
 ) -> Path:
     """Compute every configured property with the potential and with DFT (each at its own
-    equilibrium); write the JSON. A given `reference` is used as it is (no DFT)."""
-    fit_iteration, fit = choose_fit(campaign, iteration)
+    equilibrium); write the JSON. `which`: a candidate, an iteration's fit, or the newest
+    candidate. A given `reference` is used as it is (no DFT)."""
+    candidate = which if isinstance(which, Candidate) else choose_fit(campaign, which)
+    fit = candidate.fit
     config = campaign.config
     if reference is None:
         reference = dft_reference(campaign, on_progress)
     potential = potential_side(reference.scan, fit.potential)
     folder = validation_layout(campaign).work_dir
-    prefix = f"iter_{fit_iteration:03d}"
+    prefix = candidate.name
     plots = [
         eos_plot(
             {"potential": potential.eos, "DFT": reference.side.eos},
@@ -122,7 +127,8 @@ def validate_potential(
     plan = reference.scan
     md = md_check(campaign, fit, plan, folder / f"{prefix}_rdf.png") if plan.wants("md") else None
     document = {
-        "iteration": fit_iteration,
+        "fit": candidate.name,
+        "iteration": candidate.last_iteration,
         "potential": str(fit.potential),
         "reference_lattice_constant": config.system.lattice_constant,
         **candidate_document(potential, reference),
@@ -132,7 +138,7 @@ def validate_potential(
         "plots": [path.name for path in plots if path is not None]
         + ([md["plot"]] if md and md.get("plot") else []),
     }
-    path = write_atomically(result_file(campaign, fit_iteration), json.dumps(document, indent=1))
+    path = write_atomically(result_file(campaign, candidate.name), json.dumps(document, indent=1))
     logger.info("validation of %s: %s", fit.potential, path)
     return path
 
@@ -193,8 +199,10 @@ def newest_validation(campaign: Campaign) -> dict[str, Any] | None:
     """The validation of the handed-over fit, else the newest iter_NNN.json, for `status` and
     the report (they never compute)."""
     layout = validation_layout(campaign)
-    files = sorted(layout.work_dir.glob("iter_*.json")) if layout.work_dir.is_dir() else []
-    chosen = handed_over_iteration(campaign)
+    folder = layout.work_dir
+    files = sorted(folder.glob("iter_*.json")) if folder.is_dir() else []
+    files += sorted(folder.glob("final_*.json")) if folder.is_dir() else []
+    chosen = handed_over_fit(campaign)
     if chosen is not None and result_file(campaign, chosen).is_file():
         files = [result_file(campaign, chosen)]
     for path in reversed(files):
@@ -208,14 +216,19 @@ def newest_validation(campaign: Campaign) -> dict[str, Any] | None:
     return None
 
 
-def handed_over_iteration(campaign: Campaign) -> int | None:
-    """The iteration of the fit in work_dir/potential/ (its choice.json), None before any."""
+def handed_over_fit(campaign: Campaign) -> str | None:
+    """The name of the fit in work_dir/potential/ (its choice.json), None before any; a
+    campaign handed over before final fits existed names only its iteration."""
     try:
         document = json.loads(campaign.layout.handover_choice_file.read_text())
     except (OSError, ValueError):
         return None
-    iteration = document.get("iteration") if isinstance(document, dict) else None
-    return iteration if isinstance(iteration, int) else None
+    if not isinstance(document, dict):
+        return None
+    name, iteration = document.get("fit"), document.get("iteration")
+    if isinstance(name, str) and name.replace("_", "").isalnum():
+        return name
+    return f"iter_{iteration:03d}" if isinstance(iteration, int) else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,10 +1,11 @@
 """WorkflowManager (the state machine of the loop) and PhaseExecutor (one facade per phase).
 
 Iteration 0: explore -> label -> train. Iteration k: infer -> extract -> select -> label ->
-train. Each phase is idempotent by itself (the database and atomically written files hold
-its results); `workflow.json` records which phases finished, with their wall time and typed
-summary, so a killed run resumes at the first unfinished phase. After each phase the
-summary says whether the loop stops.
+train. After the loop: the final fit on every label, validation and the hand-over. Each
+phase is idempotent by itself (the database and atomically written files hold its results);
+`workflow.json` records which phases finished, with their wall time and typed summary, so a
+killed run resumes at the first unfinished phase. After each phase the summary says whether
+the loop stops.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ from mlip_autopipec.orchestration.inference import extract_phase, infer_phase
 from mlip_autopipec.orchestration.labeling import LabelingProgress, label_phase
 from mlip_autopipec.orchestration.report import write_report
 from mlip_autopipec.orchestration.state import WorkflowState, phases_of
-from mlip_autopipec.orchestration.summaries import PhaseProgress, PhaseSummary, ValidateSummary
-from mlip_autopipec.orchestration.training import train_phase
+from mlip_autopipec.orchestration.summaries import (
+    FinalFitSummary,
+    PhaseProgress,
+    PhaseSummary,
+    ValidateSummary,
+)
+from mlip_autopipec.orchestration.training import final_fit_phase, train_phase
+from mlip_autopipec.training.pacemaker import TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +108,7 @@ class WorkflowManager:
 
     def _stop(self, reason: str) -> str:
         self.state.stop(reason)
+        self._final_fit()
         self._validate()
         self._write_report()
         return reason
@@ -120,6 +128,27 @@ class WorkflowManager:
             observer.finished(0, "check dft", summary, time.perf_counter() - start)
         if not summary.passed:
             raise refusal(summary)
+
+    def _final_fit(self) -> None:
+        """The fit from scratch on every label, shown like a phase; a failure is logged and
+        the hand-over chooses among the loop's fits."""
+        if self.campaign.config.training.final_maxiter == 0:
+            return
+        iteration = max(self.state.iterations(), default=0)
+        observer = self.observer
+        if observer is not None:
+            observer.started(iteration, "final fit")
+        start = time.perf_counter()
+        advanced = observer.advanced if observer is not None else None
+        try:
+            summary = FinalFitSummary(fit=final_fit_phase(self.campaign, advanced))
+        except TrainingError as error:
+            summary = FinalFitSummary(error=str(error))
+            logger.error("final fit: %s", summary.describe())
+        else:
+            logger.info("final fit: %s", summary.describe())
+        if observer is not None:
+            observer.finished(iteration, "final fit", summary, time.perf_counter() - start)
 
     def _validate(self) -> None:
         """The fits vs DFT and the hand-over of the best, shown like a phase; a failure is
