@@ -17,8 +17,8 @@ from ase.build import bulk
 
 from mlip_autopipec.config import config_from_dict
 from mlip_autopipec.core import keys
-from mlip_autopipec.orchestration.database import open_database
-from mlip_autopipec.orchestration.labeling import LabelingSummary, label_selected
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.labeling import LabelingProgress, label_selected
 
 
 def structures(count: int) -> list[Atoms]:
@@ -30,7 +30,7 @@ def structures(count: int) -> list[Atoms]:
     return frames
 
 
-def label_with(workers: int, frames: list[Atoms], root: Path) -> LabelingSummary:
+def label_with(workers: int, frames: list[Atoms], root: Path) -> LabelingProgress:
     config = config_from_dict(
         {
             "system": {"elements": ["Si"]},
@@ -44,8 +44,9 @@ def label_with(workers: int, frames: list[Atoms], root: Path) -> LabelingSummary
             "compute": {"n_workers": workers, "threads_per_worker": 1},
         }
     )
-    open_database(config).add_structures(frames, keys.SELECTED, 0, "benchmark")
-    return label_selected(config)
+    campaign = Campaign.open(config)
+    campaign.database.add_structures(frames, keys.SELECTED, 0, "benchmark")
+    return label_selected(campaign)
 
 
 def main() -> None:
