@@ -61,7 +61,7 @@ training:
   number_of_functions_per_element: 300   # capped at 3/4 of the training atoms until they suffice
   kappa: 0.05                 # force weight in the loop's fits (short up-fits for exploration)
   maxiter: 150
-  final_maxiter: 600          # after the loop: a fit from scratch on every label, handed over
+  final_maxiter: 1000         # after the loop: a fit from scratch on every label, handed over
   final_kappa: 0.01           # if it validates best; low, so strain energies are learned
   test_fraction: 0.15
 

@@ -53,7 +53,7 @@ class TrainingConfig(Section):
     ladder_step: list[PositiveFloat] = Field(default_factory=list, max_length=2)
     ladder_type: Literal["body_order", "power_order"] = "body_order"
     final_maxiter: NonNegativeInt = Field(
-        600,
+        1000,
         le=100_000,
         description="After the loop: one fit from scratch on every label with this many steps "
         "(0: none), a hand-over candidate beside each iteration's fit.",
