@@ -22,6 +22,7 @@ from typing import Any
 from mlip_autopipec.config import load_config
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.training import (
+    final_settings,
     labeled_records,
     latest_fit,
     training_structures,
@@ -42,11 +43,8 @@ ROWS = [
 def fit_arm(
     campaign: Campaign, folder: Path, newest: TrainingResult, upfit: bool
 ) -> tuple[TrainingResult, float]:
-    training = campaign.config.training
-    settings = training.model_copy(
+    settings = final_settings(campaign.config.training).model_copy(
         update={
-            "maxiter": training.final_maxiter,
-            "kappa": training.kappa if training.final_kappa is None else training.final_kappa,
             "upfit": upfit,
             "upfit_max_growth": 1e9,  # the arms differ only in their start
             "upfit_fallback_ratio": 1e9,

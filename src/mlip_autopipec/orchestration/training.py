@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.orchestration.campaign import Campaign
@@ -133,7 +134,7 @@ def training_structures(
 def train_iteration(campaign: Campaign, iteration: int | None = None) -> TrainingResult:
     """Fit the potential of `iteration` (default: the newest iteration with labeled data) on all
     labeled structures; a finished fit of that iteration is returned as it is."""
-    config, database = campaign.config, campaign.database
+    config = campaign.config
     records = labeled_records(campaign)
     if iteration is None:
         iteration = max(record.iteration for record in records)
@@ -145,15 +146,9 @@ def train_iteration(campaign: Campaign, iteration: int | None = None) -> Trainin
     previous = latest_fit(campaign, before=iteration)
     if previous is not None:
         record_new_data_errors(campaign, iteration, structures, previous)
-    references = choose_reference_energies(
-        config.training.reference_energies,
-        previous.metrics.reference_energies if previous is not None else None,
-        structures,
-        config.system.elements,
+    result = fit_and_store_splits(
+        campaign, config.training, (structures, new_splits), target, previous, previous
     )
-    wrapper = PacemakerWrapper(config.training, config.system.elements)
-    result = wrapper.fit(structures, DatasetBuilder(references), target, previous)
-    database.set_keys({row_id: {keys.SPLIT: split} for row_id, split in new_splits.items()})
     logger.info("iteration %d trained on %d structures: %s", iteration, len(records), target)
     return result
 
@@ -165,8 +160,7 @@ def train_final(campaign: Campaign) -> TrainingResult | None:
     candidate for the hand-over. On the example's labels, from scratch beat an up-fit of the
     newest loop fit with the same steps (benchmarks/final_fit.py: test forces 19.6 vs 37.3
     meV/Å, validation score 0.30 vs 0.34). None when final_maxiter is 0."""
-    config, database = campaign.config, campaign.database
-    training = config.training
+    training = campaign.config.training
     if training.final_maxiter == 0:
         return None
     records = labeled_records(campaign)
@@ -174,25 +168,43 @@ def train_final(campaign: Campaign) -> TrainingResult | None:
     target = campaign.layout.final_potential_dir(last)
     if (target / METRICS_FILE).is_file():
         return TrainingResult.load(target)
-    structures, new_splits = training_structures(campaign, records)
-    newest = latest_fit(campaign)
+    data = training_structures(campaign, records)
+    newest = latest_fit(campaign)  # its reference energies, not its coefficients
+    result = fit_and_store_splits(campaign, final_settings(training), data, target, None, newest)
+    logger.info("final fit on %d structures: %s", len(records), target)
+    return result
+
+
+def final_settings(training: TrainingConfig) -> TrainingConfig:
+    """The loop's training settings with the final fit's steps and force weight."""
+    kappa = training.kappa if training.final_kappa is None else training.final_kappa
+    return training.model_copy(
+        update={"maxiter": training.final_maxiter, "kappa": kappa, "upfit": False}
+    )
+
+
+def fit_and_store_splits(
+    campaign: Campaign,
+    training: TrainingConfig,
+    data: tuple[list[LabeledStructure], dict[int, Split]],
+    target: Path,
+    previous: TrainingResult | None,
+    references_from: TrainingResult | None,
+) -> TrainingResult:
+    """pacemaker on `data` (structures, splits decided now) into `target`, up-fitting
+    `previous` when given, with the reference energies of `references_from` when given; the
+    new splits are stored only once the fit succeeded."""
+    structures, new_splits = data
+    config = campaign.config
     references = choose_reference_energies(
-        training.reference_energies,
-        newest.metrics.reference_energies if newest is not None else None,
+        config.training.reference_energies,
+        references_from.metrics.reference_energies if references_from is not None else None,
         structures,
         config.system.elements,
     )
-    final = training.model_copy(
-        update={
-            "maxiter": training.final_maxiter,
-            "kappa": training.kappa if training.final_kappa is None else training.final_kappa,
-            "upfit": False,
-        }
-    )
-    wrapper = PacemakerWrapper(final, config.system.elements)
-    result = wrapper.fit(structures, DatasetBuilder(references), target)
-    database.set_keys({row_id: {keys.SPLIT: split} for row_id, split in new_splits.items()})
-    logger.info("final fit on %d structures: %s", len(records), target)
+    wrapper = PacemakerWrapper(training, config.system.elements)
+    result = wrapper.fit(structures, DatasetBuilder(references), target, previous)
+    campaign.database.set_keys({row_id: {keys.SPLIT: s} for row_id, s in new_splits.items()})
     return result
 
 
@@ -203,12 +215,28 @@ def train_phase(
         log = staging_folder(campaign.layout.potential_dir(iteration)) / PACEMAKER_LOG
         progress(0, None, f"pacemaker is fitting; its log: {log}")
     result = train_iteration(campaign, iteration)
+    return fit_summary(campaign, result, iteration)
+
+
+def final_fit_phase(campaign: Campaign, progress: PhaseProgress | None = None) -> TrainSummary:
+    """`run`'s step after the loop: the final fit, summarised like a train phase."""
+    if progress is not None:
+        progress(0, None, "pacemaker: the final fit on every label, from scratch")
+    result = train_final(campaign)
+    return TrainSummary() if result is None else fit_summary(campaign, result)
+
+
+def fit_summary(
+    campaign: Campaign, result: TrainingResult, iteration: int | None = None
+) -> TrainSummary:
+    """A fit's errors: train, test split and anchors; for an iteration's fit also the previous
+    fit's error on the new data and this fit's on the validation set."""
     metrics, test = result.metrics, result.metrics.test
     anchors = anchor_errors(result, labeled_anchors(campaign))
-    new = new_data_errors(campaign, iteration)
-    validation = validation_errors(campaign, iteration, result)
+    new = new_data_errors(campaign, iteration) if iteration is not None else None
+    validation = validation_errors(campaign, iteration, result) if iteration is not None else None
     return TrainSummary(
-        potential=str(campaign.layout.potential_dir(iteration)),
+        potential=str(result.folder),
         train_rmse_energy=metrics.train.rmse_energy,
         train_rmse_forces=metrics.train.rmse_forces,
         n_train=metrics.train.n_structures,
@@ -221,29 +249,6 @@ def train_phase(
         validation_rmse_energy=validation.rmse_energy if validation else None,
         validation_rmse_forces=validation.rmse_forces if validation else None,
         n_validation=validation.n_structures if validation else None,
-        anchor_rmse_energy=anchors.rmse_energy if anchors else None,
-        anchor_rmse_forces=anchors.rmse_forces if anchors else None,
-        n_anchors=anchors.n_structures if anchors else None,
-    )
-
-
-def final_fit_phase(campaign: Campaign, progress: PhaseProgress | None = None) -> TrainSummary:
-    """`run`'s step after the loop: the final fit, summarised like a train phase."""
-    if progress is not None:
-        progress(0, None, "pacemaker: the final fit on every label, from scratch")
-    result = train_final(campaign)
-    if result is None:
-        return TrainSummary()
-    metrics, test = result.metrics, result.metrics.test
-    anchors = anchor_errors(result, labeled_anchors(campaign))
-    return TrainSummary(
-        potential=str(result.folder),
-        train_rmse_energy=metrics.train.rmse_energy,
-        train_rmse_forces=metrics.train.rmse_forces,
-        n_train=metrics.train.n_structures,
-        test_rmse_energy=test.rmse_energy if test else None,
-        test_rmse_forces=test.rmse_forces if test else None,
-        n_test=test.n_structures if test else None,
         anchor_rmse_energy=anchors.rmse_energy if anchors else None,
         anchor_rmse_forces=anchors.rmse_forces if anchors else None,
         n_anchors=anchors.n_structures if anchors else None,
