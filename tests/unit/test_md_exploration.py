@@ -12,7 +12,9 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.config import InferenceConfig
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.generation import SURFACE
+from mlip_autopipec.generation.filters import check_cell_shape
 from mlip_autopipec.generation.builder import VACANCY
 from mlip_autopipec.inference.exploration_md import run_with_restarts, segment_seed
 from mlip_autopipec.inference.extraction import EXTRACT_ORIGIN
@@ -75,6 +77,9 @@ def test_every_kind_runs_every_temperature_and_slabs_only_nvt() -> None:
         assert atoms.pbc.all() and atoms.calc is None  # slabs run periodic with their vacuum
     surface_starts = [atoms for atoms, spec in runs if spec.start == "surface"]
     assert all(atoms.cell[2, 2] == slab().cell[2, 2] for atoms in surface_starts)
+    # ... but each run knows its start's periodic axes, so its frames are stored as a slab
+    assert {spec.periodic for _, spec in runs if spec.start == "surface"} == {(True, True, False)}
+    assert {spec.periodic for _, spec in runs if spec.start != "surface"} == {(True, True, True)}
     assert {len(atoms) for atoms, spec in runs if spec.start == "vacancy"} == {15}
 
 
@@ -191,6 +196,21 @@ def test_a_halted_run_restarts_from_its_last_trusted_frame_with_fresh_velocities
     assert len(result.max_gamma_per_check) == 4 + 4 + 3
     assert result.last_trusted is third.last_trusted
     assert result.last_trusted is not None and result.last_trusted.info["step"] == 100
+
+
+def test_a_slab_runs_periodic_and_its_frames_are_stored_as_a_slab() -> None:
+    """The MD cell is periodic with its vacuum; the frames keep the slab's open axis, so the
+    cell-shape filter that passed the slab passes its frames (the vacuum is not a shape)."""
+    start = si()
+    start.center(vacuum=15.0, axis=2)  # 35 Å tall: 6.5 x its width with the vacuum counted
+    start.pbc = True
+    engine = ScriptedEngine(halts=[30, 40])
+    spec = restart_spec(periodic=(True, True, False))
+    result = run_with_restarts(engine, start, potential(), spec, Path("run"))
+    assert result.frames and all(f.pbc.tolist() == [True, True, False] for f in result.frames)
+    assert all(atoms.pbc.all() for atoms, _, _ in engine.calls)  # restarts run periodic
+    assert all(check_cell_shape(f, 6.0, 20.0) is None for f in result.frames)
+    assert check_cell_shape(as_computed(result.frames[0]), 6.0, 20.0) is not None
 
 
 def test_max_restarts_zero_is_one_segment_as_before() -> None:

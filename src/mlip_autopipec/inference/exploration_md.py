@@ -89,7 +89,9 @@ def _append(result: MDResult, part: MDResult, segment: MDSegment, spec: MDRunSpe
         frames = [frame for frame in frames if frame.info.get("step") != 0]
     result.max_gamma_per_check += checks
     room = spec.max_frames - len(result.frames)
-    result.frames += [_shifted(frame, segment.first_step) for frame in frames[:room]]
+    result.frames += [
+        _as_started(_shifted(frame, segment.first_step), spec) for frame in frames[:room]
+    ]
     result.steps_done += part.steps_done
     result.halts += int(part.halted)
     result.halted = result.halts > 0
@@ -103,6 +105,13 @@ def _shifted(frame: Atoms, first_step: int) -> Atoms:
     """`frame` with its step counted from the run's start (a frame of a segment counts from 0)."""
     frame.info["step"] = int(frame.info.get("step", 0)) + first_step
     return frame
+
+
+def _as_started(frame: Atoms, spec: MDRunSpec) -> Atoms:
+    """A copy of `frame` with the periodic axes of the run's start (a slab's frame is a slab)."""
+    stored = frame.copy()
+    stored.pbc = spec.periodic
+    return stored
 
 
 def _goes_on(part: MDResult, result: MDResult, spec: MDRunSpec, deadline: float) -> bool:

@@ -45,6 +45,9 @@ class MDRunSpec:
     timeout: float
     max_restarts: int = 0
     start: str = "bulk"  # the kind of structure the run starts from (planning.START_KINDS)
+    # The start's periodic axes. MD runs fully periodic (a slab with its vacuum), but frames
+    # are stored as the start was, so a slab's frames are judged by the slab's rules.
+    periodic: tuple[bool, bool, bool] = (True, True, True)
 
     @classmethod
     def from_config(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ase import Atoms
@@ -118,7 +118,9 @@ def plan_md(
     runs = []
     for kind, pool in pools.items():
         for index, spec in enumerate(kind_specs(inference, iteration, kind)):
-            runs.append((md_start(pool[index % len(pool)], scans), spec))
+            start = pool[index % len(pool)]
+            periodic = tuple(bool(axis) for axis in start.atoms.pbc)
+            runs.append((md_start(start, scans), replace(spec, periodic=periodic)))
     return runs
 
 
