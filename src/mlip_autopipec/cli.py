@@ -97,7 +97,13 @@ def init(
 @app.command()
 def validate(config_path: ConfigArg) -> None:
     """Check a config file; print every problem as `field.path: message` (exit 2 if any)."""
+    from mlip_autopipec.training.inputs import InputError, check_basis_shape
+
     config = load_config(config_path)
+    try:  # what pacemaker will accept, asked of pyace itself: no DFT is spent to find out
+        check_basis_shape(config.training, config.system.elements)
+    except InputError as error:
+        raise ConfigError([str(error)], str(config_path)) from None
     elements = ", ".join(config.system.elements)
     console.print(
         Text("valid", style="green") + Text(f": {elements}; work_dir {config.workflow.work_dir}")

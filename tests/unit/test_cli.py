@@ -36,6 +36,24 @@ def test_validate_names_every_problem(tmp_path: Path, config_dict: dict[str, Any
     assert "Traceback" not in result.output
 
 
+def test_validate_refuses_a_basis_pyace_has_not_for_two_elements(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """pyace's white-list of function shapes is smaller for several elements: the default six
+    orders pass for Si alone and are refused for Si-Ge, with the settings and a shape that
+    works named, before any DFT (pacemaker would fail after it)."""
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path, config_dict))])
+    assert result.exit_code == 2, result.output
+    assert "training.nradmax_by_orders / lmax_by_orders: pyace has no basis" in result.output
+    assert "for 2 element(s) Si, Ge" in result.output and "5 orders work" in result.output
+    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4, 3, 2],
+                               "lmax_by_orders": [0, 3, 3, 2, 2]}  # fmt: skip
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path, config_dict))])
+    assert result.exit_code == 0, result.output
+
+
 def test_validate_malformed_yaml_and_unknown_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("system: [unclosed\n")

@@ -14,8 +14,8 @@ from ase.build import bulk
 from mlip_autopipec.config import InferenceConfig
 from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.generation import SURFACE
-from mlip_autopipec.generation.filters import check_cell_shape
 from mlip_autopipec.generation.builder import VACANCY
+from mlip_autopipec.generation.filters import check_cell_shape
 from mlip_autopipec.inference.exploration_md import run_with_restarts, segment_seed
 from mlip_autopipec.inference.extraction import EXTRACT_ORIGIN
 from mlip_autopipec.inference.md_types import MDResult, MDRunSpec, PotentialFiles

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ase.build import bulk
 from rich.console import Console
 
@@ -19,6 +20,7 @@ from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import label_phase
 from mlip_autopipec.orchestration.summaries import LabelSummary, PhaseProgress, SelectSummary
 from mlip_autopipec.orchestration.workflow import PhaseExecutor, WorkflowManager
+from mlip_autopipec.training.inputs import InputError
 
 FAKE_PW = Path(__file__).resolve().parents[1] / "fakes" / "pw_scripted.py"
 CONVERGED = Path(__file__).resolve().parents[1] / "data" / "qe" / "si2_converged_6.7.out"
@@ -141,3 +143,21 @@ def test_an_unsound_label_fails_its_row_and_keeps_the_batch(
     assert failed.status == keys.FAILED
     assert failed.key_value_pairs[keys.FAILURE_KIND] == UNSOUND_LABEL
     assert "forces have shape (3, 3)" in failed.key_value_pairs[keys.REASON]
+
+
+def test_run_refuses_a_basis_pyace_has_not_before_any_phase(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    ran: list[str] = []
+
+    def phase(name: str) -> Any:
+        return lambda campaign, iteration, progress: ran.append(name)
+
+    names = ("explore", "select", "label", "train", "infer", "extract")
+    manager = WorkflowManager(campaign, PhaseExecutor(campaign, {n: phase(n) for n in names}))
+    with pytest.raises(InputError, match="5 orders work"):
+        manager.run()
+    assert ran == []

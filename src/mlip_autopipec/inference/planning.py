@@ -119,7 +119,11 @@ def plan_md(
     for kind, pool in pools.items():
         for index, spec in enumerate(kind_specs(inference, iteration, kind)):
             start = pool[index % len(pool)]
-            periodic = tuple(bool(axis) for axis in start.atoms.pbc)
+            periodic = (
+                bool(start.atoms.pbc[0]),
+                bool(start.atoms.pbc[1]),
+                bool(start.atoms.pbc[2]),
+            )
             runs.append((md_start(start, scans), replace(spec, periodic=periodic)))
     return runs
 

@@ -31,6 +31,7 @@ from mlip_autopipec.orchestration.summaries import (
     ValidateSummary,
 )
 from mlip_autopipec.orchestration.training import final_fit_phase, train_phase
+from mlip_autopipec.training.inputs import check_basis_shape
 from mlip_autopipec.training.pacemaker import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,10 @@ class WorkflowManager:
         self.observer = observer
 
     def run(self) -> str:
-        """Raises DFTCheckFailed, before any label, when the dft settings fail their check."""
+        """Raises InputError when pyace has no basis of the configured shape, DFTCheckFailed
+        when the dft settings fail their check: both before any label."""
+        config = self.campaign.config
+        check_basis_shape(config.training, config.system.elements)
         self._check_dft()
         max_iterations = self.campaign.config.workflow.max_iterations
         for iteration in range(max_iterations):

@@ -98,6 +98,55 @@ def choose_start(
     return FitStart(reason="basis settings changed since the previous potential")
 
 
+def check_basis_shape(training: TrainingConfig, elements: Sequence[str]) -> None:
+    """Raise InputError, naming the settings, when pyace has no basis of the configured shape
+    for this many elements (its precomputed white-list of function shapes is smaller for
+    several elements): the error pacemaker would otherwise give after DFT was spent."""
+    error = _basis_error(training, elements)
+    if error is None:
+        return
+    orders = len(training.nradmax_by_orders)
+    fits = next(
+        (
+            n
+            for n in range(orders - 1, 0, -1)
+            if _basis_error(_first_orders(training, n), elements) is None
+        ),
+        None,
+    )
+    what = (
+        f"training.nradmax_by_orders / lmax_by_orders: pyace has no basis of this shape "
+        f"({orders} orders) for {len(elements)} element(s) {', '.join(elements)} ({error})"
+    )
+    if fits is None:
+        raise InputError(what)
+    shorter = _first_orders(training, fits)
+    raise InputError(
+        f"{what}; {fits} orders work, e.g. nradmax_by_orders: {shorter.nradmax_by_orders}, "
+        f"lmax_by_orders: {shorter.lmax_by_orders}"
+    )
+
+
+def _first_orders(training: TrainingConfig, orders: int) -> TrainingConfig:
+    return training.model_copy(
+        update={
+            "nradmax_by_orders": training.nradmax_by_orders[:orders],
+            "lmax_by_orders": training.lmax_by_orders[:orders],
+        }
+    )
+
+
+def _basis_error(training: TrainingConfig, elements: Sequence[str]) -> str | None:
+    with pyace_logging_untouched():
+        from pyace.basisextension import construct_bbasisconfiguration
+
+    try:
+        construct_bbasisconfiguration(potential_section(training, elements))
+    except Exception as error:  # pyace raises ValueError, RuntimeError, KeyError, ...
+        return " ".join(str(error).split())[:160]
+    return None
+
+
 # pace_activeset leaves out atoms whose force error is an outlier (above Q3 + 1.5 IQR): a few
 # per cent of them, more on a small, uneven training set.
 ACTIVE_SET_ATOM_SHARE = 0.75
