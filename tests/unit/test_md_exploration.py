@@ -113,6 +113,44 @@ def test_within_a_kind_large_cells_first_then_low_energy_cycling() -> None:
     assert runs[1][0] is not lowest  # a copy, not the row's atoms
 
 
+def test_md_starts_cover_every_composition_whatever_the_energies_per_atom() -> None:
+    """Pure Ge sits about 2000 eV/atom below Si with these pseudopotentials: ordering starts
+    by energy per atom would start every run from Ge. Each composition takes its turn, and
+    the next iteration starts with another one."""
+
+    def alloy(ge_sites: list[int]) -> Atoms:
+        atoms = si()
+        symbols = atoms.get_chemical_symbols()
+        for site in ge_sites:
+            symbols[site] = "Ge"
+        atoms.set_chemical_symbols(symbols)
+        return atoms
+
+    ge, ge_rattled = alloy(list(range(8))), alloy(list(range(8)))
+    ge_rattled.rattle(0.01, seed=2)
+    candidates = [
+        StartCandidate(si(), "builder:strain", -107.0),
+        StartCandidate(ge, "builder:strain", -2233.0),
+        StartCandidate(ge_rattled, "builder:rattle", -2233.2),
+        StartCandidate(alloy([0, 1, 2, 3]), "builder:alloy", -1170.0),
+        StartCandidate(alloy([0, 1]), "builder:alloy", -638.5),
+    ]
+    inference = InferenceConfig(temperatures=[300.0, 900.0, 1500.0])
+
+    def formulas(iteration: int) -> list[str]:
+        runs = plan_md(candidates, inference, iteration, START_KINDS_BY_ORIGIN)
+        return [atoms.get_chemical_formula() for atoms, _ in runs]
+
+    assert formulas(0) == ["Ge2Si6", "Ge4Si4", "Ge8"]
+    assert formulas(1) == ["Ge4Si4", "Ge8", "Si8"]
+    assert formulas(2) == ["Ge8", "Si8", "Ge2Si6"]
+    seen = [formulas(i) for i in range(4)]
+    assert {f for runs in seen for f in runs} == {"Si8", "Ge8", "Ge2Si6", "Ge4Si4"}
+    # within Ge, energies are compared: the rattled cell at -2233.2 eV/atom comes first
+    first_ge = plan_md(candidates, inference, 2, START_KINDS_BY_ORIGIN)[0][0]
+    np.testing.assert_allclose(first_ge.get_scaled_positions(), ge_rattled.get_scaled_positions())
+
+
 def test_seeds_differ_per_run_and_iteration_and_are_reproducible() -> None:
     first = [spec.seed for _, spec in plan_md(labeled(), INFERENCE, 1, START_KINDS_BY_ORIGIN)]
     again = [spec.seed for _, spec in plan_md(labeled(), INFERENCE, 1, START_KINDS_BY_ORIGIN)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlip_autopipec.core.composition import EnergyReference, composition
 from mlip_autopipec.surrogate import (
     SurrogateError,
+    energy_reference,
     pool_by_element,
     prescreen,
-    reference_energy,
 )
 from mlip_autopipec.surrogate.prescreen import ENERGY_ABOVE_MIN, MAX_FORCE
 from mlip_autopipec.surrogate.registry import SURROGATES, surrogate_class
@@ -31,16 +32,46 @@ def test_prescreen_rejects_large_forces_and_high_energies_with_reasons() -> None
 def test_an_exploding_structure_does_not_set_the_energy_reference() -> None:
     energies = np.array([-9.0, -5.3, -5.0])
     forces = np.array([500.0, 1.0, 1.0])
-    assert reference_energy(energies, forces, max_force=20.0) == pytest.approx(-5.3)
+    reference = energy_reference(energies, forces, max_force=20.0)
+    assert list(reference.compositions.values()) == [pytest.approx(-5.3)]
     verdicts = prescreen(energies, forces, max_force=20.0, max_energy_above_min=0.5)
     assert kinds(verdicts) == [MAX_FORCE, None, None]
 
 
 def test_an_explicit_reference_energy_is_used() -> None:
-    verdicts = prescreen(
-        np.array([-5.0]), np.array([1.0]), 20.0, max_energy_above_min=0.2, reference=-5.5
-    )
+    si = composition(["Si"])
+    reference = EnergyReference({"Si": -5.5}, {si: -5.5})
+    verdicts = prescreen(np.array([-5.0]), np.array([1.0]), 20.0, 0.2, [si], reference)
     assert kinds(verdicts) == [ENERGY_ABOVE_MIN]
+
+
+def test_energies_are_compared_within_a_composition_or_against_the_pure_elements() -> None:
+    """A binary pool whose energies per atom differ by about 2000 eV between the elements (as
+    with Ge PAW and Si pseudopotentials): lightly rattled Ge cells pass; what lies too high
+    above its own composition's lowest, or above the pure-element line, is turned away."""
+    si, ge = composition(["Si"] * 8), composition(["Ge"] * 8)
+    sige = composition(["Si"] * 4 + ["Ge"] * 4)
+    e_si, e_ge = -107.0, -2233.0
+    mix = (e_si + e_ge) / 2
+    rows = [
+        (si, e_si), (si, e_si + 0.3), (si, e_si + 1.2),  # 1.2 above Si's lowest
+        (ge, e_ge), (ge, e_ge + 0.2), (ge, e_ge + 0.4),  # rattled Ge: all fine
+        (sige, mix - 0.05), (sige, mix + 0.5),  # 0.5 above the lower of line and own lowest
+        (sige, mix + 1.3),  # 1.35 above its composition's lowest
+    ]  # fmt: skip
+    keys = [key for key, _ in rows]
+    energies = np.array([energy for _, energy in rows])
+    verdicts = prescreen(energies, np.ones(len(rows)), 20.0, 1.0, keys)
+    assert kinds(verdicts) == [
+        None, None, ENERGY_ABOVE_MIN, None, None, None, None, None, ENERGY_ABOVE_MIN
+    ]  # fmt: skip
+    assert "1.350 eV/atom above the lowest" in str(verdicts[8])
+    # an alloy composition high above the pure-element line is turned away as a whole
+    verdicts = prescreen(np.array([e_si, e_ge, mix + 1.5]), np.ones(3), 20.0, 1.0, [si, ge, sige])
+    assert kinds(verdicts) == [None, None, ENERGY_ABOVE_MIN]
+    # without a pure reference for Ge, the alloy is compared within its own composition
+    verdicts = prescreen(np.array([e_si, mix, mix + 0.5]), np.ones(3), 20.0, 1.0, [si, sige, sige])
+    assert kinds(verdicts) == [None, None, None]
 
 
 def test_nan_predictions_are_rejected() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config import InferenceConfig
+from mlip_autopipec.core.composition import Composition, composition
 from mlip_autopipec.core.keys import KPOINT_CELL
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.inference.md_types import MDRunSpec
@@ -105,12 +106,12 @@ def plan_md(
 ) -> list[tuple[Atoms, MDRunSpec]]:
     """(start structure, run) for every available kind x temperature x pressure x repeat.
 
-    Within a kind the largest cells come first, then the lowest energy per atom, cycling when
-    there are fewer structures than runs. Every start is put back into the unstrained cell
+    Within a kind each composition in turn (see `across_compositions`), cycling when there
+    are fewer structures than runs. Every start is put back into the unstrained cell
     it was made from, scaled to the DFT equilibrium of its crystal (from `scans`), so MD
     explores the density the material has, not that of a strained generator cell.
     """
-    pools = starts_by_kind(candidates, kinds_by_origin)
+    pools = starts_by_kind(candidates, kinds_by_origin, rotation=iteration)
     if not pools:
         raise NoStartStructureError(
             "no labeled bulk, vacancy or surface structure to start MD from"
@@ -129,7 +130,9 @@ def plan_md(
 
 
 def starts_by_kind(
-    candidates: Sequence[StartCandidate], kinds_by_origin: Mapping[str, str | None]
+    candidates: Sequence[StartCandidate],
+    kinds_by_origin: Mapping[str, str | None],
+    rotation: int = 0,
 ) -> dict[str, list[StartCandidate]]:
     """The usable candidates of each kind, in preference order; kinds without any are left out."""
     pools: dict[str, list[StartCandidate]] = {kind: [] for kind in START_KINDS}
@@ -137,11 +140,25 @@ def starts_by_kind(
         kind = start_kind(candidate, kinds_by_origin)
         if kind is not None:
             pools.setdefault(kind, []).append(candidate)
-    return {
-        kind: sorted(pool, key=lambda c: (-len(c.atoms), c.energy_per_atom))
-        for kind, pool in pools.items()
-        if pool
-    }
+    return {kind: across_compositions(pool, rotation) for kind, pool in pools.items() if pool}
+
+
+def across_compositions(pool: Sequence[StartCandidate], rotation: int = 0) -> list[StartCandidate]:
+    """Every composition in turn, so that runs cover pure ends and alloys alike; within one
+    composition the largest cells first, then the lowest energy per atom (energies are only
+    compared within a composition). `rotation` shifts which composition comes first, so that
+    successive iterations start from others when there are more compositions than runs."""
+    groups: dict[Composition, list[StartCandidate]] = {}
+    for candidate in pool:
+        groups.setdefault(composition(candidate.atoms.get_chemical_symbols()), []).append(candidate)
+    ordered = [
+        sorted(group, key=lambda c: (-len(c.atoms), c.energy_per_atom))
+        for _, group in sorted(groups.items())
+    ]
+    shift = rotation % len(ordered)
+    ordered = ordered[shift:] + ordered[:shift]
+    longest = max(len(group) for group in ordered)
+    return [group[i] for i in range(longest) for group in ordered if i < len(group)]
 
 
 def kind_specs(inference: InferenceConfig, iteration: int, kind: str) -> list[MDRunSpec]:

@@ -23,6 +23,7 @@ from ase import Atoms
 
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.composition import Composition, composition
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
@@ -31,7 +32,7 @@ from mlip_autopipec.inference.selection import select_maxvol
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.summaries import ExploreSummary, PhaseProgress, SelectSummary
 from mlip_autopipec.orchestration.training import latest_fit
-from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, reference_energy
+from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, energy_reference
 from mlip_autopipec.surrogate.prescreen import SURROGATE_ERROR
 from mlip_autopipec.surrogate.representative import random_draw, representatives
 from mlip_autopipec.training.pacemaker import TrainingResult
@@ -270,18 +271,24 @@ def _prescreen(
     iteration: int,
     summary: SelectionSummary,
 ) -> list[StructureRecord]:
-    """Reject candidates with huge forces or energies; the energy reference is the lowest of
-    every structure of the iteration this surrogate evaluated, so re-runs judge alike."""
+    """Reject candidates with huge forces or energies; the energy references (per composition
+    and per pure element) are the lowest of every structure of the iteration this surrogate
+    evaluated, so re-runs judge alike."""
     evaluated = database.select(
         **{keys.ITERATION: iteration, keys.SURROGATE_MODEL: pipeline.identity}
     )
     energies, forces = _surrogate_values(evaluated)
-    reference = reference_energy(energies, forces, config.exploration.surrogate.max_force)
+    max_force = config.exploration.surrogate.max_force
+    reference = energy_reference(energies, forces, max_force, _compositions(evaluated))
     candidates = [row for row in evaluated if row.status == keys.CANDIDATE]
     energies, forces = _surrogate_values(candidates)
-    verdicts = pipeline.screen(energies, forces, reference)
+    verdicts = pipeline.screen(energies, forces, _compositions(candidates), reference)
     _reject(database, candidates, verdicts, summary.prescreened_by_reason)
     return [row for row, verdict in zip(candidates, verdicts, strict=True) if verdict is None]
+
+
+def _compositions(rows: Sequence[StructureRecord]) -> list[Composition]:
+    return [composition(row.atoms.get_chemical_symbols()) for row in rows]
 
 
 def _surrogate_values(rows: Sequence[StructureRecord]) -> tuple[np.ndarray, np.ndarray]:

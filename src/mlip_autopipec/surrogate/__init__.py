@@ -12,7 +12,7 @@ from mlip_autopipec.surrogate.base import (
 )
 from mlip_autopipec.surrogate.fps import FarthestPointSampling, FPSResult, standardize
 from mlip_autopipec.surrogate.pipeline import SurrogatePipeline
-from mlip_autopipec.surrogate.prescreen import prescreen, reference_energy
+from mlip_autopipec.surrogate.prescreen import energy_reference, prescreen
 from mlip_autopipec.surrogate.registry import SURROGATES, create_surrogate
 
 __all__ = [
@@ -27,6 +27,6 @@ __all__ = [
     "create_surrogate",
     "pool_by_element",
     "prescreen",
-    "reference_energy",
+    "energy_reference",
     "standardize",
 ]

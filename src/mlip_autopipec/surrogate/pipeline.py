@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config import ExplorationConfig
+from mlip_autopipec.core.composition import Composition, EnergyReference
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.surrogate.base import (
     BatchCallback,
@@ -58,11 +59,17 @@ class SurrogatePipeline:
         self,
         energies_per_atom: np.ndarray,
         max_forces: np.ndarray,
-        reference: float | None = None,
+        compositions: Sequence[Composition],
+        reference: EnergyReference | None = None,
     ) -> list[Rejection | None]:
         limits = self.exploration.surrogate
         return prescreen(
-            energies_per_atom, max_forces, limits.max_force, limits.max_energy_above_min, reference
+            energies_per_atom,
+            max_forces,
+            limits.max_force,
+            limits.max_energy_above_min,
+            compositions,
+            reference,
         )
 
     def select(

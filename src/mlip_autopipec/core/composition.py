@@ -1,0 +1,78 @@
+"""Compositions, and energies compared like with like.
+
+An energy per atom means nothing across compositions: with pseudopotentials, pure Ge sits
+about 2000 eV/atom below pure Si. Every "lowest energy" decision compares a structure with
+structures of its own composition, or its formation energy against the pure elements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+Composition = tuple[tuple[str, float], ...]  # (element, fraction), sorted by element
+
+
+def composition(symbols: Iterable[str]) -> Composition:
+    """Element fractions, rounded: Si6Ge2 and Si3Ge1 are one composition."""
+    counts = Counter(symbols)
+    total = sum(counts.values())
+    return tuple(sorted((element, round(n / total, 6)) for element, n in counts.items()))
+
+
+def formula(key: Composition) -> str:
+    """ "Si" for a pure element, "Si0.75Ge0.25" for an alloy (for logs and tables)."""
+    if len(key) == 1:
+        return key[0][0]
+    return "".join(f"{element}{fraction:g}" for element, fraction in key)
+
+
+@dataclass(frozen=True)
+class EnergyReference:
+    """The lowest trusted energy per atom of each pure element and of each composition."""
+
+    elements: Mapping[str, float]
+    compositions: Mapping[Composition, float]
+
+    @classmethod
+    def lowest(
+        cls,
+        energies_per_atom: Sequence[float],
+        compositions: Sequence[Composition],
+        trusted: Sequence[bool],
+    ) -> EnergyReference:
+        lowest: dict[Composition, float] = {}
+        for energy, key, ok in zip(energies_per_atom, compositions, trusted, strict=True):
+            if ok and math.isfinite(energy):
+                lowest[key] = min(energy, lowest.get(key, math.inf))
+        elements = {key[0][0]: energy for key, energy in lowest.items() if len(key) == 1}
+        return cls(elements, lowest)
+
+    def formation_energy(self, energy_per_atom: float, key: Composition) -> float | None:
+        """Against the pure elements' lowest energies; None when one of them has none."""
+        if any(element not in self.elements for element, _ in key):
+            return None
+        return energy_per_atom - sum(x * self.elements[element] for element, x in key)
+
+    def above_lowest(self, energy_per_atom: float, key: Composition) -> float | None:
+        """How far an energy per atom lies above the lowest it can be compared with.
+
+        With every element's reference: above the lower of the pure-element line and the
+        lowest structure of its own composition (formation energies, a local hull). Else:
+        above the lowest of its own composition. None when nothing is comparable.
+        """
+        formation = self.formation_energy(energy_per_atom, key)
+        if formation is not None:
+            lowest = self.compositions.get(key)
+            floor = 0.0 if lowest is None else min(0.0, self._formation(lowest, key))
+            return formation - floor
+        if key in self.compositions:
+            return energy_per_atom - self.compositions[key]
+        return None
+
+    def _formation(self, energy_per_atom: float, key: Composition) -> float:
+        formation = self.formation_energy(energy_per_atom, key)
+        assert formation is not None
+        return formation
