@@ -9,17 +9,24 @@ pacemaker and CHGNet:
   (a) maxvol     the loop (`WorkflowManager`) with selection.method maxvol;
   (b) fps        the same loop with selection.method fps (iteration 0 is shared with (a)
                  when both start with FPS: it is run once and copied);
-  (c) random     random picks from the same generators (filters and surrogate pre-screen
-                 included): one pool is labeled once and subsampled for every seed, and each
-                 budget is trained the way the loop trains (same split rule, up-fit from the
-                 previous budget's potential).
+  (c) random     the loop's physics anchors (they are labeled whatever selection picks; their
+                 labels are copied from (a)) plus random picks from the same generators
+                 (filters and surrogate pre-screen included): one pool is labeled once and
+                 subsampled for every seed. Budgets are the loop's DFT calls, anchors
+                 included, and each is trained the way the loop trains (same split rule,
+                 up-fit from the previous budget's potential).
+  delivered      what the user gets: the final fit (training.final_maxiter steps from scratch
+                 on every label) of each loop and of each random seed at the loop's last budget.
   iteration 0    the first potential from `initial_method` fps (the loops' iteration 0),
                  kmedoids (one extra campaign) and random (the seeds' first budget).
 
-Prints held-out force RMSE against DFT calls and DFT CPU-seconds for each arm and the ratio
-"DFT calls random needs to reach the loop's final error / the loop's DFT calls".
+Prints held-out force RMSE against DFT calls and DFT CPU-seconds for each arm, also over
+the frames within the campaign's MD temperatures (the domain it was asked to explore), the
+ratio "DFT calls random needs to reach the loop's final error / the loop's DFT calls" and the
+delivered potentials side by side.
 
     .venv/bin/python benchmarks/active_learning.py [--work DIR] [--batch 12] [--iterations 4]
+        [--methods maxvol fps] [--no-kmedoids]
 
 Every stage keeps its results in --work (default /tmp/mlip-autopipe-al-benchmark) and a rerun
 reuses them, so an interrupted benchmark continues where it stopped. About an hour on 2 cores.
@@ -29,6 +36,7 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import shutil
 from dataclasses import dataclass
@@ -46,11 +54,17 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.cells import as_computed
+from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.generation.transforms import slab
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.exploration import run_exploration
 from mlip_autopipec.orchestration.labeling import label_selected
-from mlip_autopipec.orchestration.training import finished_fits, train_iteration
+from mlip_autopipec.orchestration.training import (
+    candidates,
+    finished_fits,
+    train_final,
+    train_iteration,
+)
 from mlip_autopipec.orchestration.workflow import WorkflowManager
 from mlip_autopipec.training.pacemaker import TrainingResult
 
@@ -169,27 +183,42 @@ class Point:
     dft_calls: int
     dft_seconds: float
     force_rmse: float  # meV/Å on the held-out set
+    in_range_rmse: float  # meV/Å on its frames within the campaign's MD temperatures
     by_kind: dict[str, float]
 
 
-def force_errors(fit: TrainingResult, structures: list[Atoms]) -> dict[str, np.ndarray]:
-    from mlip_autopipec.core.quiet_imports import pyace_calculator
+def frame_kind_and_temperature(reference: Atoms) -> tuple[str, float]:
+    """("bulk", 900.0) from the origin "holdout:bulk:900K"."""
+    _, kind, temperature = str(reference.info["origin"]).split(":")
+    return kind, float(temperature.rstrip("K"))
 
-    calculator = pyace_calculator(str(fit.potential))
-    errors: dict[str, list[np.ndarray]] = {}
-    for reference in structures:
-        atoms = as_computed(reference)
-        atoms.calc = calculator
-        kind = str(reference.info.get("origin", "all")).split(":")[1]
-        errors.setdefault(kind, []).append((atoms.get_forces() - reference.get_forces()).ravel())
-    return {kind: np.concatenate(e) for kind, e in errors.items()}
+
+@functools.cache
+def max_md_temperature() -> float:
+    return max(load_config(EXAMPLE).inference.temperatures)
+
+
+def rmse_mev(errors: list[np.ndarray]) -> float:
+    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)) * 1000) if errors else float("nan")
 
 
 def score(fit: TrainingResult, structures: list[Atoms], calls: int, seconds: float) -> Point:
-    errors = force_errors(fit, structures)
-    everything = np.concatenate(list(errors.values()))
-    by_kind = {k: float(np.sqrt(np.mean(e**2)) * 1000) for k, e in sorted(errors.items())}
-    return Point(calls, seconds, float(np.sqrt(np.mean(everything**2)) * 1000), by_kind)
+    from mlip_autopipec.core.quiet_imports import pyace_calculator
+
+    calculator = pyace_calculator(str(fit.potential))
+    by_kind: dict[str, list[np.ndarray]] = {}
+    in_range: list[np.ndarray] = []
+    for reference in structures:
+        atoms = as_computed(reference)
+        atoms.calc = calculator
+        error = (atoms.get_forces() - reference.get_forces()).ravel()
+        kind, temperature = frame_kind_and_temperature(reference)
+        by_kind.setdefault(kind, []).append(error)
+        if temperature <= max_md_temperature():
+            in_range.append(error)
+    everything = [e for errors in by_kind.values() for e in errors]
+    kinds = {kind: rmse_mev(errors) for kind, errors in sorted(by_kind.items())}
+    return Point(calls, seconds, rmse_mev(everything), rmse_mev(in_range), kinds)
 
 
 # --- (a), (b): the loop --------------------------------------------------------------------
@@ -206,21 +235,29 @@ def dft_cost(campaign: Campaign, up_to_iteration: int) -> tuple[int, float]:
     return calls, seconds
 
 
-def loop_curve(config: MLIPConfig, test: list[Atoms]) -> list[Point]:
+def loop_curve(config: MLIPConfig, test: list[Atoms]) -> tuple[list[Point], Point | None]:
+    """The loop's fits against DFT calls, and its final fit (the delivered potential)."""
     campaign = Campaign.open(config)
     WorkflowManager(campaign).run()
     points = []
     for iteration, fit in finished_fits(campaign):
         points.append(score(fit, test, *dft_cost(campaign, iteration)))
-    return points
+    final = next((c for c in reversed(candidates(campaign)) if c.is_final), None)
+    if final is None:
+        return points, None
+    return points, score(final.fit, test, *dft_cost(campaign, final.last_iteration))
 
 
-def run_loops(root: Path, args: argparse.Namespace, test: list[Atoms]) -> dict[str, list[Point]]:
+def run_loops(
+    root: Path, args: argparse.Namespace, test: list[Atoms]
+) -> dict[str, tuple[list[Point], Point | None]]:
     common = {
         "exploration.selection.n_select": args.batch,
         "exploration.selection.initial_method": "fps",
     }
-    first = write_config(root, "maxvol", **common, **{"workflow.max_iterations": 1})
+    first = write_config(
+        root, "maxvol", **common, **{"workflow.max_iterations": 1, "training.final_maxiter": 0}
+    )
     print(
         "(a)+(b) iteration 0, shared by both loops (FPS in CHGNet descriptor space) ...", flush=True
     )
@@ -228,7 +265,7 @@ def run_loops(root: Path, args: argparse.Namespace, test: list[Atoms]) -> dict[s
     if not (root / "fps").exists():  # iteration 0 only: before the maxvol loop goes on
         shutil.copytree(root / "maxvol", root / "fps")
     curves = {}
-    for method in ("maxvol", "fps"):
+    for method in args.methods:
         config = write_config(
             root, method, **common,
             **{"exploration.selection.method": method, "workflow.max_iterations": args.iterations},
@@ -260,24 +297,45 @@ def random_pool(root: Path, args: argparse.Namespace) -> list[Atoms]:
     return pool
 
 
+def loop_anchors(root: Path, method: str) -> list[Atoms]:
+    """The physics anchors a loop labeled in iteration 0 (the same for every arm)."""
+    campaign = Campaign.open(load_config(root / f"{method}.yaml"))
+    return [a for a in labeled_atoms(campaign, iteration=0) if is_anchor(str(a.info["origin"]))]
+
+
 def random_curve(
-    root: Path, pool: list[Atoms], seed: int, budgets: list[int], test: list[Atoms]
-) -> list[Point]:
+    root: Path,
+    pool: list[Atoms],
+    anchors: list[Atoms],
+    seed: int,
+    budgets: list[int],
+    test: list[Atoms],
+) -> tuple[list[Point], Point]:
+    """Anchors plus random picks at each budget (anchors counted), then the final fit."""
     config = write_config(root, f"random_{seed}")
     campaign = Campaign.open(config)
     order = np.random.default_rng(seed).permutation(len(pool))
+    if not campaign.database.count(**{keys.STATUS: keys.LABELED}):
+        origins = [str(a.info["origin"]) for a in anchors]
+        campaign.database.add_structures(anchors, keys.LABELED, 0, origins)
+    anchor_seconds = sum(float(a.info["dft_seconds"]) for a in anchors)
     points = []
-    for index, budget in enumerate(b for b in budgets if b <= len(pool)):
-        have = campaign.database.count(**{keys.STATUS: keys.LABELED})
-        picks = [pool[i] for i in order[have:budget]]
+    usable = [b for b in budgets if len(anchors) <= b <= len(anchors) + len(pool)]
+    for index, budget in enumerate(usable):
+        have = campaign.database.count(**{keys.STATUS: keys.LABELED}) - len(anchors)
+        picks = [pool[i] for i in order[have : budget - len(anchors)]]
         if picks:
             campaign.database.add_structures(
                 picks, keys.LABELED, index, [str(a.info["origin"]) for a in picks]
             )
         fit = train_iteration(campaign, index)
-        used = [pool[i] for i in order[:budget]]
-        points.append(score(fit, test, budget, sum(float(a.info["dft_seconds"]) for a in used)))
-    return points
+        used = [pool[i] for i in order[: budget - len(anchors)]]
+        seconds = anchor_seconds + sum(float(a.info["dft_seconds"]) for a in used)
+        points.append(score(fit, test, budget, seconds))
+    final = train_final(campaign)
+    assert final is not None, "the example config has a final fit"
+    last = points[-1]
+    return points, score(final, test, last.dft_calls, last.dft_seconds)
 
 
 # --- iteration 0 ---------------------------------------------------------------------------
@@ -288,6 +346,7 @@ def initial_point(root: Path, args: argparse.Namespace, method: str, test: list[
         "exploration.selection.initial_method": method,
         "exploration.selection.n_select": args.batch,
         "workflow.max_iterations": 1,
+        "training.final_maxiter": 0,
     })  # fmt: skip
     campaign = Campaign.open(config)
     WorkflowManager(campaign).run()
@@ -312,13 +371,38 @@ def calls_to_reach(curve: list[Point], target: float) -> float | None:
 
 def print_curve(name: str, curve: list[Point]) -> None:
     kinds = sorted({k for p in curve for k in p.by_kind})
+    in_range = f"<={max_md_temperature():g}K"
     print(f"\n{name}")
     print(
-        f"{'DFT calls':>10} {'DFT cpu-s':>10} {'F RMSE':>8}  " + " ".join(f"{k:>8}" for k in kinds)
+        f"{'DFT calls':>10} {'DFT cpu-s':>10} {'F RMSE':>8} {in_range:>8}  "
+        + " ".join(f"{k:>8}" for k in kinds)
     )
     for p in curve:
         cells = " ".join(f"{p.by_kind.get(k, float('nan')):>8.1f}" for k in kinds)
-        print(f"{p.dft_calls:>10} {p.dft_seconds:>10.0f} {p.force_rmse:>8.1f}  {cells}")
+        print(
+            f"{p.dft_calls:>10} {p.dft_seconds:>10.0f} {p.force_rmse:>8.1f} "
+            f"{p.in_range_rmse:>8.1f}  {cells}"
+        )
+
+
+def print_delivered(loops: dict[str, Point | None], randoms: list[Point]) -> None:
+    """The final fits side by side: the potential each arm would hand over."""
+    rows = [(f"loop {name}", point) for name, point in loops.items() if point is not None]
+    rows += [(f"random seed {seed}", point) for seed, point in enumerate(randoms)]
+    print_curve("delivered potentials (final fit on every label)", [p for _, p in rows])
+    print("  rows: " + ", ".join(name for name, _ in rows))
+    for name, point in loops.items():
+        if point is None:
+            continue
+        for label, value, others in (
+            ("all frames", point.force_rmse, [r.force_rmse for r in randoms]),
+            (f"<= {max_md_temperature():g} K", point.in_range_rmse,
+             [r.in_range_rmse for r in randoms]),
+        ):  # fmt: skip
+            verdict = "ahead of" if value < min(others) else "NOT ahead of"
+            listed = ", ".join(f"{o:.1f}" for o in others)
+            print(f"{name} delivered, {label}: {value:.1f} meV/Å, {verdict} random "
+                  f"({listed}) at {point.dft_calls} calls")  # fmt: skip
 
 
 def print_ratio(name: str, loop: list[Point], randoms: list[list[Point]]) -> None:
@@ -346,6 +430,15 @@ def main() -> None:
     parser.add_argument("--pool-iterations", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--stage", choices=["holdout", "pool", "all"], default="all")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["maxvol", "fps"],
+        default=["maxvol", "fps"],
+        help="selection methods of the loop arms",
+    )
+    parser.add_argument("--no-kmedoids", action="store_true",
+                        help="skip the extra iteration-0 campaign with kmedoids")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     root = args.work.resolve()
@@ -357,23 +450,33 @@ def main() -> None:
     if args.stage == "pool":
         return
     loops = run_loops(root, args, test)
-    budgets = sorted({args.batch, 2 * args.batch, args.batch * args.iterations, len(pool)})
-    randoms = [random_curve(root, pool, seed, budgets, test) for seed in range(args.seeds)]
-    kmedoids = initial_point(root, args, "kmedoids", test)
+    anchors = loop_anchors(root, args.methods[0])
+    loop_calls = {p.dft_calls for curve, _ in loops.values() for p in curve}
+    budgets = sorted(loop_calls | {len(anchors) + len(pool)})
+    last_calls = max(curve[-1].dft_calls for curve, _ in loops.values())
+    randoms = [
+        random_curve(root, pool, anchors, seed, [b for b in budgets if b <= last_calls], test)
+        for seed in range(args.seeds)
+    ]
+    kmedoids = None if args.no_kmedoids else initial_point(root, args, "kmedoids", test)
 
     kinds = {str(a.info["origin"]).split(":")[1] for a in test}
     print(f"\nheld-out: {len(test)} pw.x-labeled frames ({', '.join(sorted(kinds))}); "
           "force RMSE per component in meV/Å")  # fmt: skip
-    for name, curve in loops.items():
+    for name, (curve, _) in loops.items():
         print_curve(f"({'a' if name == 'maxvol' else 'b'}) loop, selection {name}", curve)
-    for seed, curve in enumerate(randoms):
-        print_curve(f"(c) random picks, seed {seed}", curve)
-    print("\niteration 0, first potential from", args.batch, "picks:")
-    print(f"  fps {loops['maxvol'][0].force_rmse:.1f}, kmedoids {kmedoids.force_rmse:.1f}, "
-          f"random {', '.join(f'{c[0].force_rmse:.1f}' for c in randoms)} meV/Å")  # fmt: skip
+    for seed, (curve, _) in enumerate(randoms):
+        print_curve(f"(c) anchors + random picks, seed {seed}", curve)
+    first = next(iter(loops.values()))[0][0]
+    print(f"\niteration 0, first potential from {len(anchors)} anchors + {args.batch} picks:")
+    firsts = ", ".join(f"{curve[0].force_rmse:.1f}" for curve, _ in randoms)
+    print(f"  fps {first.force_rmse:.1f}"
+          + (f", kmedoids {kmedoids.force_rmse:.1f}" if kmedoids else "")
+          + f", random {firsts} meV/Å")  # fmt: skip
     print()
-    for name, curve in loops.items():
-        print_ratio(name, curve, randoms)
+    for name, (curve, _) in loops.items():
+        print_ratio(name, curve, [c for c, _ in randoms])
+    print_delivered({name: final for name, (_, final) in loops.items()}, [f for _, f in randoms])
 
 
 if __name__ == "__main__":

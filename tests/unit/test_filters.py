@@ -112,9 +112,20 @@ def test_mace_surrogate_without_a_model_is_a_config_error(config_dict: dict[str,
 
 
 def test_alloy_elements_must_be_configured(config_dict: dict[str, Any]) -> None:
-    config_dict["exploration"] = {"generation": {"alloy_compositions": [{"Si": 1, "Ge": 1}]}}
+    config_dict["exploration"] = {"generation": {"alloy_compositions": [{"Si": 0.5, "Ge": 0.5}]}}
     (problem,) = problems(config_dict)
     assert "alloy_compositions[0]" in problem and "Ge" in problem
+
+
+def test_alloy_fractions_must_add_up_to_one(config_dict: dict[str, Any]) -> None:
+    """Not rescaled in silence: {Si: 1, Ge: 1} may mean 50/50 or a typo."""
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    config_dict["exploration"] = {"generation": {"alloy_compositions": [{"Si": 1, "Ge": 1}]}}
+    (problem,) = problems(config_dict)
+    assert problem == (
+        "exploration.generation.alloy_compositions: {Si: 1, Ge: 1}: fractions add up to 2, not 1"
+    )
 
 
 def test_two_species_prototype_needs_two_elements(config_dict: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.config import GenerationConfig, SurfaceSpec, SystemConfig
+from mlip_autopipec.core import keys
 from mlip_autopipec.generation import (
     BuildError,
     GeneratedStructure,
@@ -69,14 +70,16 @@ def same_structures(first: list[Atoms], second: list[Atoms]) -> bool:
 
 def test_counts_per_origin_follow_the_config() -> None:
     counts = Counter(item.origin for item in build())
-    deformed = 2 * 3  # supercells x volumetric strains
+    alloys = 2 * 2 * 2  # supercells x compositions x arrangements
+    parents = 2 * 2 + alloys  # pure Si and Ge per supercell, and every alloy arrangement
+    deformed = parents * 3  # x volumetric strains
     assert counts[builder.STRAIN] == deformed
     assert counts[builder.SHEAR] == deformed  # one shear value
     assert counts[builder.RATTLE] == 2 * deformed * 2 * 2  # parents x stdevs x copies
     assert counts[builder.MC_RATTLE] == counts[builder.RATTLE]
-    assert counts[builder.VACANCY] == 2 * 2
-    assert counts[builder.ALLOY] == 2 * 2
-    assert counts[builder.SURFACE] == 1
+    assert counts[builder.VACANCY] == 2 * 2 * 2  # pure crystals x supercells x vacancies
+    assert counts[builder.ALLOY] == alloys
+    assert counts[builder.SURFACE] == 2  # one per pure crystal
 
 
 @pytest.mark.parametrize("origin", ORIGINS)
@@ -172,11 +175,32 @@ def test_alloys_have_the_requested_compositions() -> None:
     alloys = by_origin(build(), builder.ALLOY)
     observed = [Counter(atoms.get_chemical_symbols()) for atoms in alloys]
     assert observed == [
-        {"Si": 4, "Ge": 4},
-        {"Si": 6, "Ge": 2},
-        {"Si": 8, "Ge": 8},
-        {"Si": 12, "Ge": 4},
-    ]
+        {"Si": 4, "Ge": 4}, {"Si": 4, "Ge": 4},
+        {"Si": 6, "Ge": 2}, {"Si": 6, "Ge": 2},
+        {"Si": 8, "Ge": 8}, {"Si": 8, "Ge": 8},
+        {"Si": 12, "Ge": 4}, {"Si": 12, "Ge": 4},
+    ]  # fmt: skip
+    first, second = alloys[0], alloys[1]  # two arrangements of one composition
+    assert not np.array_equal(first.numbers, second.numbers)
+
+
+def test_each_crystal_and_alloy_sits_at_its_own_lattice_constant() -> None:
+    """Pure Si at lattice_constant, pure Ge at ASE's value, alloys at Vegard's law: each
+    unstrained cell at its own volume, without a seed file for the other end member."""
+    a_ge = bulk("Ge").cell.cellpar()[0] * 2**0.5  # ASE's diamond Ge, conventional
+    structures = build()
+    strained = [a for a in by_origin(structures, builder.STRAIN) if len(a) == 8]
+    volumes = {a.get_chemical_formula(): a.get_volume() / len(a) for a in strained}
+    assert set(volumes) >= {"Si8", "Ge8", "Ge4Si4", "Ge2Si6"}
+    unstrained = {
+        a.get_chemical_formula(): a.cell.lengths()[0]
+        for a in strained
+        if np.isclose(a.cell.lengths()[0], a.info[keys.KPOINT_CELL][0][0])
+    }
+    assert unstrained["Si8"] == pytest.approx(5.43)
+    assert unstrained["Ge8"] == pytest.approx(a_ge)
+    assert unstrained["Ge4Si4"] == pytest.approx(0.5 * 5.43 + 0.5 * a_ge)
+    assert unstrained["Ge2Si6"] == pytest.approx(0.75 * 5.43 + 0.25 * a_ge)
 
 
 def test_random_alloy_arrangements_differ_between_draws() -> None:
@@ -187,7 +211,7 @@ def test_random_alloy_arrangements_differ_between_draws() -> None:
 
 
 def test_surface_has_vacuum_on_both_sides_and_is_periodic_in_plane() -> None:
-    (slab,) = by_origin(build(), builder.SURFACE)
+    slab, _ = by_origin(build(), builder.SURFACE)
     assert list(slab.pbc) == [True, True, False]
     heights = slab.positions[:, 2]
     assert heights.min() == pytest.approx(6.0)

@@ -32,6 +32,12 @@ class SystemConfig(Section):
     lattice_constant: PositiveFloat | None = Field(
         None, ge=1.0, le=30.0, description="Å; no crystal's conventional cell is outside 1-30 Å."
     )
+    lattice_constants: dict[str, PositiveFloat] = Field(
+        default_factory=dict,
+        description="Å per element, for each pure end member of a one-species prototype "
+        "(diamond, fcc, ...); default: lattice_constant for the first element, else ASE's "
+        "reference value. Alloys sit at the composition-weighted mean (Vegard's law).",
+    )
     seed_structures: list[Path] = Field(default_factory=list)
     min_distance: PositiveFloat = Field(
         0.5, description="No two atoms of a stored structure may be closer than this (Å)."
@@ -65,6 +71,9 @@ class SystemConfig(Section):
             raise ValueError("give a prototype or at least one seed structure file")
         if self.prototype in ("rocksalt", "zincblende") and len(self.elements) < 2:
             raise ValueError(f"the {self.prototype} prototype needs two elements")
+        unknown = sorted(set(self.lattice_constants) - set(self.elements))
+        if unknown:
+            raise ValueError(f"lattice_constants: {', '.join(unknown)} not in system.elements")
         return self
 
 
@@ -110,7 +119,14 @@ class GenerationConfig(Section):
         True, description="Also make Monte-Carlo rattles that keep atoms apart (filter limits)."
     )
     vacancies: NonNegativeInt = Field(1, description="Vacancy structures per supercell.")
-    alloy_compositions: list[dict[str, PositiveFloat]] = Field(default_factory=list)
+    alloy_compositions: list[dict[str, PositiveFloat]] = Field(
+        default_factory=list,
+        description="{symbol: fraction}, fractions adding up to 1; each alloy is built at its "
+        "Vegard lattice constant, strained, sheared and rattled like a pure parent.",
+    )
+    alloy_arrangements: PositiveInt = Field(
+        2, description="Random substitutional arrangements per alloy composition and supercell."
+    )
     surfaces: list[SurfaceSpec] = Field(default_factory=list)
     filters: FilterConfig = FilterConfig()
 
@@ -128,6 +144,10 @@ class GenerationConfig(Section):
         for composition in value:
             for symbol in composition:
                 check_element(symbol)
+            total = sum(composition.values())
+            if abs(total - 1.0) > 1e-6:
+                shown = ", ".join(f"{el}: {x:g}" for el, x in composition.items())
+                raise ValueError(f"{{{shown}}}: fractions add up to {total:g}, not 1")
         return value
 
 

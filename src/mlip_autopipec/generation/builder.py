@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import ase.io
@@ -76,7 +77,8 @@ class StructureBuilder:
 
     def build(self) -> list[GeneratedStructure]:
         structures: list[GeneratedStructure] = []
-        for base in self.base_structures():
+        bases = self.base_structures()
+        for number, base in enumerate(bases):
             for supercell in self.generation.supercells:
                 parent = transforms.with_kpoint_cell(base.cell.repeat(supercell))
                 label = f"{base.name}/{'x'.join(map(str, supercell))}"
@@ -84,13 +86,16 @@ class StructureBuilder:
                 structures += deformed
                 structures += self.rattled(deformed, label)
                 structures += self.vacancies(parent, label)
-                structures += self.alloys(parent, label)
+                if number == 0:  # alloys once, on the first crystal's lattice
+                    structures += self.alloys(base.cell.repeat(supercell), label)
             structures += self.surfaces(base)
         logger.info("built %d structures", len(structures))
         return structures
 
     def base_structures(self) -> list[BaseStructure]:
-        bases = [prototype_structure(self.system)] if self.system.prototype else []
+        """The prototype (for a one-species prototype: each element's pure crystal at its own
+        lattice constant), then every frame of every seed file."""
+        bases = prototype_structures(self.system) if self.system.prototype else []
         for path in self.system.seed_structures:
             frames = ase.io.read(path, index=":")
             frames = frames if isinstance(frames, list) else [frames]
@@ -144,12 +149,22 @@ class StructureBuilder:
         return result
 
     def alloys(self, parent: Atoms, label: str) -> list[GeneratedStructure]:
-        """One random substitutional arrangement per composition, lightly rattled."""
+        """Per composition, `alloy_arrangements` random substitutional arrangements at the
+        Vegard lattice constant (each lightly rattled), each strained, sheared and rattled
+        like a pure parent."""
         result = []
         for number, composition in enumerate(self.generation.alloy_compositions):
-            rng = self.rng("alloy", label, number)
-            atoms = self._light_rattle(transforms.random_alloy(parent, composition, rng), rng)
-            result.append(GeneratedStructure(atoms, ALLOY))
+            scale = vegard_lattice_constant(self.system, composition) / parent_lattice(self.system)
+            for arrangement in range(self.generation.alloy_arrangements):
+                where = (label, number, arrangement)
+                rng = self.rng("alloy", *where)
+                atoms = transforms.random_alloy(parent, composition, rng)
+                atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
+                atoms = transforms.with_kpoint_cell(atoms)
+                result.append(GeneratedStructure(self._light_rattle(atoms, rng), ALLOY))
+                deformed = self.deformed(atoms, "/".join(map(str, where)))
+                result += deformed
+                result += self.rattled(deformed, "/".join(map(str, where)))
         return result
 
     def _light_rattle(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
@@ -164,21 +179,63 @@ class StructureBuilder:
         return result
 
 
+TWO_SPECIES_PROTOTYPES = ("rocksalt", "zincblende")
+
+
 def prototype_structure(system: SystemConfig) -> BaseStructure:
-    """The prototype's conventional cell (for supercells) and primitive cell (for slabs)."""
+    """The prototype's conventional cell (for supercells) and primitive cell (for slabs), of
+    the first element (or the first two, for a two-species prototype)."""
+    return prototype_structures(system)[0]
+
+
+def prototype_structures(system: SystemConfig) -> list[BaseStructure]:
+    """One base per pure crystal: the compound of a two-species prototype, else each element
+    at its own lattice constant."""
     prototype = system.prototype
     if prototype is None:
         raise BuildError("system.prototype is not set")
-    two_species = prototype in ("rocksalt", "zincblende")
-    name = "".join(system.elements[:2]) if two_species else system.elements[0]
+    if prototype in TWO_SPECIES_PROTOTYPES:
+        return [_crystal(prototype, "".join(system.elements[:2]), system.lattice_constant)]
+    return [
+        _crystal(prototype, element, element_lattice_constant(system, element))
+        for element in system.elements
+    ]
+
+
+def element_lattice_constant(system: SystemConfig, element: str) -> float | None:
+    """lattice_constants[element], else lattice_constant for the first element, else None
+    (ASE's reference value)."""
+    if element in system.lattice_constants:
+        return system.lattice_constants[element]
+    return system.lattice_constant if element == system.elements[0] else None
+
+
+def vegard_lattice_constant(system: SystemConfig, composition: Mapping[str, float]) -> float:
+    """The composition-weighted mean of the pure crystals' lattice constants (Vegard's law)."""
+    return sum(fraction * _lattice(system, el) for el, fraction in composition.items())
+
+
+def parent_lattice(system: SystemConfig) -> float:
+    """The lattice constant of the first base crystal, the one alloys are built from."""
+    return _lattice(system, system.elements[0])
+
+
+def _lattice(system: SystemConfig, element: str) -> float:
+    assert system.prototype is not None
+    crystal = _crystal(system.prototype, element, element_lattice_constant(system, element))
+    return float(crystal.cell.cell.lengths()[0])
+
+
+def _crystal(prototype: str, name: str, a: float | None) -> BaseStructure:
     try:
         if prototype == "hcp":
-            cell = bulk(name, prototype, a=system.lattice_constant, orthorhombic=True)
+            cell = bulk(name, prototype, a=a, orthorhombic=True)
         else:
-            cell = bulk(name, prototype, a=system.lattice_constant, cubic=True)
-        primitive = bulk(name, prototype, a=system.lattice_constant)
+            cell = bulk(name, prototype, a=a, cubic=True)
+        primitive = bulk(name, prototype, a=a)
     except (ValueError, KeyError) as error:
         raise BuildError(
-            f"system: ASE cannot build {prototype} {name} ({error}); set system.lattice_constant"
+            f"system: ASE cannot build {prototype} {name} ({error}); set "
+            f"system.lattice_constants: {{{name}: ...}}"
         ) from None
     return BaseStructure(f"{prototype}-{name}", cell, primitive)
