@@ -118,7 +118,12 @@ def status(config_path: ConfigArg) -> None:
     from mlip_autopipec.orchestration.campaign import existing_campaign
     from mlip_autopipec.orchestration.report_dft_check import status_lines as dft_check_lines
     from mlip_autopipec.orchestration.report_validation import validation_lines
-    from mlip_autopipec.orchestration.status import iteration_rows, status_rows, stop_reason
+    from mlip_autopipec.orchestration.status import (
+        failed_phase,
+        iteration_rows,
+        status_rows,
+        stop_reason,
+    )
 
     campaign = existing_campaign(load_config(config_path, read_only=True))
     title = f"Structures in {campaign.config.workflow.database_path}"
@@ -129,6 +134,9 @@ def status(config_path: ConfigArg) -> None:
     reason = stop_reason(campaign)
     if reason:
         console.print(Text(f"workflow stopped: {reason}"))
+    failure = failed_phase(campaign)
+    if failure:
+        console.print(Text(f"FAILED: {one_line(failure)}", style="bold red"), soft_wrap=True)
     for line in validation_lines(campaign):
         failed = line.lstrip().startswith("FAILED")  # a failed validation check
         console.print(Text(line, style="bold red" if failed else ""), soft_wrap=True)

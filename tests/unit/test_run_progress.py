@@ -161,3 +161,33 @@ def test_run_refuses_a_basis_pyace_has_not_before_any_phase(
     with pytest.raises(InputError, match="5 orders work"):
         manager.run()
     assert ran == []
+
+
+def test_a_failed_phase_is_logged_kept_for_status_and_cleared_by_success(
+    tmp_path: Path, config_dict: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    from mlip_autopipec.orchestration.status import failed_phase
+    from mlip_autopipec.training.pacemaker import TrainingError
+
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    outcome: dict[str, Any] = {"train": TrainingError("pace_activeset: under-determined")}
+
+    def train(campaign: Campaign, iteration: int, progress: PhaseProgress | None) -> Any:
+        if isinstance(outcome["train"], Exception):
+            raise outcome["train"]
+        return LabelSummary(labeled=1)
+
+    def passing(campaign: Campaign, iteration: int, progress: PhaseProgress | None) -> Any:
+        return LabelSummary(labeled=1)
+
+    phases = {name: passing for name in ("explore", "label", "infer", "extract", "select")}
+    executor = PhaseExecutor(campaign, {**phases, "train": train})
+    with pytest.raises(TrainingError):
+        WorkflowManager(campaign, executor).run()
+    assert failed_phase(campaign) == "iteration 0 train failed: pace_activeset: under-determined"
+    assert "iteration 0 train failed: pace_activeset: under-determined" in caplog.text
+    outcome["train"] = None
+    executor.phases["train"] = train
+    manager = WorkflowManager(campaign, executor)
+    manager._run_phase(0, "train")
+    assert failed_phase(campaign) is None

@@ -45,7 +45,20 @@ class WorkflowState:
     def finish(self, iteration: int, name: str, wall_time: float, summary: PhaseSummary) -> None:
         entry = {"wall_time": round(wall_time, 2), **summary.to_json()}
         self.data["iterations"].setdefault(str(iteration), {})[name] = entry
+        self.data.pop("failed", None)
         self.save()
+
+    def fail(self, iteration: int, name: str, error: str) -> None:
+        """The phase that ended the last `run` with an error, until a phase finishes."""
+        self.data["failed"] = {"iteration": iteration, "phase": name, "error": error}
+        self.save()
+
+    @property
+    def failure(self) -> str | None:
+        failed: dict[str, Any] | None = self.data.get("failed")
+        if failed is None:
+            return None
+        return f"iteration {failed['iteration']} {failed['phase']} failed: {failed['error']}"
 
     def stop(self, reason: str) -> None:
         self.data["stop_reason"] = reason

@@ -93,3 +93,8 @@ def _add_phases(row: IterationRow, state: WorkflowState) -> None:
 
 def stop_reason(campaign: Campaign) -> str | None:
     return WorkflowState(campaign.layout.state_file).stop_reason
+
+
+def failed_phase(campaign: Campaign) -> str | None:
+    """The phase that ended the last `run` with an error, and the error; None after success."""
+    return WorkflowState(campaign.layout.state_file).failure

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from mlip_autopipec.errors import UserError
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.dft_check import DFTCheckSummary, dft_check_summary, refusal
 from mlip_autopipec.orchestration.errors import WorkflowError
@@ -197,7 +198,12 @@ class WorkflowManager:
             self.observer.started(iteration, name)
         start = time.perf_counter()
         advanced = self.observer.advanced if self.observer is not None else None
-        summary = self.executor.run(name, iteration, advanced)
+        try:
+            summary = self.executor.run(name, iteration, advanced)
+        except UserError as error:  # written down for `status`, then `run` ends with it
+            self.state.fail(iteration, name, str(error))
+            logger.error("iteration %d %s failed: %s", iteration, name, error)
+            raise
         seconds = time.perf_counter() - start
         self.state.finish(iteration, name, seconds, summary)
         logger.info("iteration %d %s: %s (%.0f s)", iteration, name, summary.describe(), seconds)
