@@ -218,6 +218,18 @@ def test_surface_has_vacuum_on_both_sides_and_is_periodic_in_plane() -> None:
     assert slab.cell[2, 2] - heights.max() == pytest.approx(6.0)
 
 
+def test_a_slab_is_repeated_in_plane_on_request() -> None:
+    """A 1x1 (111) slab of fcc Al is a column 2.9 Å wide; repeat: [2, 2] makes it a slab."""
+    system = SystemConfig(elements=["Al"], prototype="fcc")
+    column = SurfaceSpec(miller=(1, 1, 1), layers=4, vacuum=6.0)
+    wide = column.model_copy(update={"repeat": (2, 2)})
+    generation = GenerationConfig(surfaces=[column, wide], volumetric_strains=[], vacancies=0)
+    first, second = by_origin(StructureBuilder(system, generation).build(), builder.SURFACE)
+    assert len(second) == 4 * len(first) and list(second.pbc) == [True, True, False]
+    np.testing.assert_allclose(second.cell.lengths()[:2], 2 * first.cell.lengths()[:2])
+    assert second.cell.lengths()[2] == pytest.approx(first.cell.lengths()[2])
+
+
 @pytest.mark.parametrize(
     ("prototype", "elements", "atoms"),
     [("fcc", ["Cu"], 4), ("bcc", ["Fe"], 2), ("hcp", ["Ti"], 4), ("rocksalt", ["Na", "Cl"], 8)],

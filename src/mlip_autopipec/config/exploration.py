@@ -81,6 +81,9 @@ class SurfaceSpec(Section):
     miller: tuple[Int, Int, Int]
     layers: PositiveInt = 4
     vacuum: PositiveFloat = 8.0
+    repeat: tuple[PositiveInt, PositiveInt] = Field(
+        (1, 1), description="In-plane repeats of the slab cell (a 1x1 cell can be a column)."
+    )
 
     @field_validator("miller")
     @classmethod

@@ -175,6 +175,7 @@ class StructureBuilder:
         result = []
         for spec in self.generation.surfaces:
             atoms = transforms.slab(base.surface_bulk, spec.miller, spec.layers, spec.vacuum)
+            atoms = atoms.repeat((*spec.repeat, 1))
             result.append(GeneratedStructure(atoms, SURFACE))
         return result
 
