@@ -79,19 +79,62 @@ class UsageError(UserError):
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new config.yaml.")],
+    more_elements: Annotated[
+        list[str] | None, typer.Argument(hidden=True, show_default=False)
+    ] = None,
+    elements: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--elements", help="The material's elements: --elements Si Ge (default: Si example)."
+        ),
+    ] = None,
+    prototype: Annotated[
+        str | None, typer.Option(help="diamond, fcc, bcc, hcp, ... (default: ASE's for the first).")
+    ] = None,
+    pseudo_dir: Annotated[Path, typer.Option(help="Folder with the UPF pseudopotentials.")] = Path(
+        "/usr/share/espresso/pseudo"
+    ),
+    pseudo: Annotated[
+        list[str] | None, typer.Option(help="ELEMENT=FILE when the folder holds several.")
+    ] = None,
+    functional: Annotated[
+        str | None, typer.Option(help="pbe, pz, pbesol, ... (default: PBE when all have one).")
+    ] = None,
 ) -> None:
-    """Write a commented example config.yaml (diamond Si) that validates."""
+    """Write a config.yaml that validates: the commented Si example, or, with --elements, one
+    for that material (pseudopotentials, cutoffs, k-points, lattice constants, alloys)."""
     from mlip_autopipec.config.example import EXAMPLE_CONFIG
+    from mlip_autopipec.config.starter import StarterError, material, starter_config
 
     target = directory / "config.yaml"
     if target.exists():
         raise UsageError(f"{target} already exists; not overwriting it")
+    text = EXAMPLE_CONFIG
+    if more_elements and not elements:
+        raise UsageError(f"unexpected argument(s) {' '.join(more_elements)}")
+    # click takes one value per option: `--elements Si Ge` leaves Ge as an argument
+    elements = [e for item in (elements or []) + (more_elements or []) for e in item.split(",")]
+    if elements:
+        chosen = dict(_element_file(item) for item in pseudo or [])
+        try:
+            text = starter_config(
+                material(elements, prototype, pseudo_dir.resolve(), chosen, functional)
+            )
+        except StarterError as error:
+            raise UsageError(str(error)) from None
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        target.write_text(EXAMPLE_CONFIG)
+        target.write_text(text)
     except OSError as error:
         raise UsageError(f"cannot write {target}: {error.strerror}") from None
     console.print(Text(f"wrote {target}; check it with: mlip-autopipe validate {target}"))
+
+
+def _element_file(item: str) -> tuple[str, str]:
+    element, _, name = item.partition("=")
+    if not element or not name:
+        raise UsageError(f"--pseudo {item}: give ELEMENT=FILE, e.g. Si=Si.pbe-rrkj.UPF")
+    return element, name
 
 
 @app.command()

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import ase.io
 import numpy as np
+import pytest
+import yaml
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from typer.testing import CliRunner
 
 from mlip_autopipec.cli import app
-from tests.conftest import write_config
+from tests.conftest import PSEUDO_DIR, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -63,6 +66,77 @@ def test_validate_malformed_yaml_and_unknown_key(tmp_path: Path) -> None:
     bad.write_text("system: {elements: [Si]}\nsurprise: 1\n")
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2 and "surprise: Extra inputs are not permitted" in result.output
+
+
+@pytest.fixture
+def pseudo_dir(tmp_path: Path) -> Path:
+    """Debian's pseudopotentials for Si (two PBE, one LDA), Ge and Al, and a stray file."""
+    folder = tmp_path / "pseudo"
+    folder.mkdir()
+    for name in ("Si.pbe-rrkj.UPF", "Si.pbe-nl-rrkjus_psl.1.0.0.UPF", "Si.pz-vbc.UPF",
+                 "Ge.pbe-kjpaw.UPF", "Al.pz-vbc.UPF"):  # fmt: skip
+        shutil.copy(PSEUDO_DIR / name, folder / name)
+    (folder / "README").write_text("not a pseudopotential")
+    return folder
+
+
+def init_material(target: Path, *arguments: str) -> Any:
+    result = runner.invoke(app, ["init", str(target), *arguments])
+    assert result.exit_code == 0, result.output
+    validated = runner.invoke(app, ["validate", str(target / "config.yaml")])
+    assert validated.exit_code == 0, validated.output
+    return yaml.safe_load((target / "config.yaml").read_text())
+
+
+def test_init_for_an_alloy_chooses_what_the_si_example_fixes_by_hand(
+    tmp_path: Path, pseudo_dir: Path
+) -> None:
+    config = init_material(
+        tmp_path / "sige", "--elements", "Si", "Ge", "--pseudo-dir", str(pseudo_dir),
+        "--pseudo", "Si=Si.pbe-rrkj.UPF",
+    )  # fmt: skip
+    assert config["system"]["elements"] == ["Si", "Ge"]
+    assert config["system"]["prototype"] == "diamond"  # ASE's for Si
+    assert config["system"]["lattice_constants"] == {"Si": 5.43, "Ge": 5.66}
+    assert config["dft"]["pseudopotentials"] == {"Si": "Si.pbe-rrkj.UPF", "Ge": "Ge.pbe-kjpaw.UPF"}
+    assert config["dft"]["ecutrho"] == 8 * config["dft"]["ecutwfc"]  # Ge is PAW
+    assert config["dft"]["kspacing"] == 0.3  # a semiconductor
+    compositions = config["exploration"]["generation"]["alloy_compositions"]
+    assert compositions == [{"Si": 0.75, "Ge": 0.25}, {"Si": 0.5, "Ge": 0.5},
+                            {"Si": 0.25, "Ge": 0.75}]  # fmt: skip
+    assert len(config["training"]["nradmax_by_orders"]) == 5  # what pyace takes for two
+
+
+def test_init_for_a_metal_gets_dense_k_points_and_a_wide_slab(
+    tmp_path: Path, pseudo_dir: Path
+) -> None:
+    config = init_material(
+        tmp_path / "al", "--elements", "Al", "--prototype", "fcc", "--pseudo-dir", str(pseudo_dir)
+    )
+    assert config["dft"]["pseudopotentials"] == {"Al": "Al.pz-vbc.UPF"}  # LDA: all there is
+    assert config["dft"]["kspacing"] == 0.15 and config["dft"]["occupations"] == "smearing"
+    assert config["system"]["lattice_constants"] == {"Al": 4.05}
+    (surface,) = config["exploration"]["generation"]["surfaces"]
+    assert surface["repeat"] == [2, 2]  # a 1x1 fcc (111) slab is a column
+    assert config["exploration"]["generation"]["alloy_compositions"] == []
+
+
+def test_init_refuses_ambiguous_or_missing_pseudopotentials_with_the_choice(
+    tmp_path: Path, pseudo_dir: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        ["init", str(tmp_path / "a"), "--elements", "Si", "Ge", "--pseudo-dir", str(pseudo_dir)],
+    )
+    assert result.exit_code == 1
+    assert "several pbe pseudopotentials for Si" in result.output
+    assert "Si.pbe-nl-rrkjus_psl.1.0.0.UPF, Si.pbe-rrkj.UPF" in result.output
+    assert "--pseudo Si=FILE" in result.output
+    result = runner.invoke(
+        app, ["init", str(tmp_path / "b"), "--elements", "Cu", "--pseudo-dir", str(pseudo_dir)]
+    )
+    assert result.exit_code == 1 and "no pbe pseudopotential for Cu" in result.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_init_writes_a_config_that_validates(tmp_path: Path) -> None:
