@@ -191,3 +191,32 @@ def test_a_failed_phase_is_logged_kept_for_status_and_cleared_by_success(
     manager = WorkflowManager(campaign, executor)
     manager._run_phase(0, "train")
     assert failed_phase(campaign) is None
+
+
+def test_selection_reports_picks_per_composition(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    from mlip_autopipec.orchestration.exploration import picks_by_composition
+    from mlip_autopipec.orchestration.summaries import per_composition
+
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    alloy = si.copy()
+    alloy.set_chemical_symbols(["Si", "Ge"] * 4)
+    ge = si.copy()
+    ge.set_chemical_symbols(["Ge"] * 8)
+    database = campaign.database
+    other = alloy.copy()
+    other.set_chemical_symbols(["Ge", "Si"] * 4)  # another arrangement
+    database.add_structures([si, alloy, other], keys.SELECTED, 1, "t")
+    database.add_structures([ge], keys.CANDIDATE, 1, "t")  # not sent to DFT
+    database.add_structures([ge.copy()], keys.SELECTED, 0, "t")  # another iteration
+    counts = picks_by_composition(database, 1)
+    assert counts == {"Si": 1, "Ge0.5Si0.5": 2}
+    assert per_composition(counts) == "; to DFT per composition: Ge0.5Si0.5 2, Si 1"
+    assert per_composition({"Si": 4}) == ""  # one composition: nothing to say
+    summary = SelectSummary(iteration=1, selected=3, method="maxvol", by_composition=counts)
+    assert summary.describe().endswith("by maxvol; to DFT per composition: Ge0.5Si0.5 2, Si 1")

@@ -23,7 +23,7 @@ from ase import Atoms
 
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
-from mlip_autopipec.core.composition import Composition, composition
+from mlip_autopipec.core.composition import Composition, composition, formula
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
@@ -141,6 +141,7 @@ def explore_phase(
         selected=selection.selected_in_iteration if selection else 0,
         method=selection.method if selection else None,
         anchors=summary.anchors,
+        by_composition=picks_by_composition(campaign.database, iteration),
     )
 
 
@@ -155,7 +156,17 @@ def select_phase(
         prescreened_out=summary.prescreened,
         selected=selected,
         method=summary.method,
+        by_composition=picks_by_composition(campaign.database, iteration),
     )
+
+
+def picks_by_composition(database: DatabaseManager, iteration: int) -> dict[str, int]:
+    """The iteration's structures sent to DFT (selected, labeled or failed), per formula."""
+    counts: Counter[str] = Counter()
+    for status in (keys.SELECTED, keys.LABELING, keys.LABELED, keys.FAILED):
+        for row in database.select(**{keys.STATUS: status, keys.ITERATION: iteration}):
+            counts[formula(composition(row.atoms.get_chemical_symbols()))] += 1
+    return dict(counts)
 
 
 def _passing_filters(

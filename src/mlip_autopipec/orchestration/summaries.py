@@ -51,6 +51,7 @@ class ExploreSummary(_Summary):
     selected: int = 0
     method: str | None = None  # how the picks were chosen: maxvol, fps, random or kmedoids
     anchors: int = 0  # near-equilibrium anchors sent to DFT besides the picks (iteration 0)
+    by_composition: dict[str, int] = field(default_factory=dict)  # sent to DFT, per formula
 
     def describe(self) -> str:
         return (
@@ -58,7 +59,15 @@ class ExploreSummary(_Summary):
             f"pre-screened out {self.prescreened_out}, selected {self.selected}"
             + (f" by {self.method}" if self.method else "")
             + (f", plus {self.anchors} anchors" if self.anchors else "")
+            + per_composition(self.by_composition)
         )
+
+
+def per_composition(counts: dict[str, int]) -> str:
+    """ "; to DFT per composition: Ge 3, Si 2, Si0.5Ge0.5 3" when there are several."""
+    if len(counts) < 2:
+        return ""
+    return "; to DFT per composition: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
 
 
 @dataclass(frozen=True)
@@ -202,10 +211,12 @@ class SelectSummary(_Summary):
     prescreened_out: int = 0
     selected: int = 0
     method: str | None = None
+    by_composition: dict[str, int] = field(default_factory=dict)  # picks per formula
 
     def describe(self) -> str:
         by = f" by {self.method}" if self.method else ""
-        return f"pre-screened out {self.prescreened_out}, selected {self.selected}{by}"
+        picks = per_composition(self.by_composition)
+        return f"pre-screened out {self.prescreened_out}, selected {self.selected}{by}{picks}"
 
     def stop_reason(self) -> str | None:
         if self.selected:
