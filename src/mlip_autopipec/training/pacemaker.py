@@ -342,11 +342,11 @@ class PacemakerWrapper:
         if returncode is None:
             raise TrainingError(
                 f"pacemaker did not finish within {self.profile.timeout:g} s and was stopped; "
-                f"the previous potential is unchanged; see {log}"
+                f"no potential was replaced; see {log}"
             )
         if returncode != 0 or not (staging / POTENTIAL).is_file():
             raise TrainingError(
-                f"pacemaker failed (exit code {returncode}); the previous potential is unchanged; "
+                f"pacemaker failed (exit code {returncode}); no potential was replaced; "
                 f"see {log}{_tail(log)}"
             )
         return seconds
@@ -358,8 +358,9 @@ class PacemakerWrapper:
         )
         if returncode != 0:
             raise TrainingError(
-                f"{name} failed (exit code {returncode}); the previous potential is unchanged; "
-                f"see {staging / stderr}{_tail(staging / stderr)}"
+                f"{name} failed (exit code {returncode}); no potential was replaced, the "
+                f"finished fit stays in {staging} for a rerun; see {staging / stderr}"
+                f"{_tail(staging / stderr)}"
             )
 
     def _metrics(
