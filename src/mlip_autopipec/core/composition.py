@@ -23,7 +23,8 @@ def composition(symbols: Iterable[str]) -> Composition:
 
 
 def formula(key: Composition) -> str:
-    """ "Si" for a pure element, "Si0.75Ge0.25" for an alloy (for logs and tables)."""
+    """For logs and tables: the symbol of a pure element, else each element with its
+    fraction in alphabetical order (Ge0.25Si0.75)."""
     if len(key) == 1:
         return key[0][0]
     return "".join(f"{element}{fraction:g}" for element, fraction in key)
