@@ -251,10 +251,12 @@ def loop_curve(config: MLIPConfig, test: list[Atoms]) -> tuple[list[Point], Poin
 def run_loops(
     root: Path, args: argparse.Namespace, test: list[Atoms]
 ) -> dict[str, tuple[list[Point], Point | None]]:
-    common = {
+    common: dict[str, Any] = {
         "exploration.selection.n_select": args.batch,
         "exploration.selection.initial_method": "fps",
     }
+    if args.loop_functions is not None:
+        common["training.loop_functions_per_element"] = args.loop_functions
     first = write_config(
         root, "maxvol", **common, **{"workflow.max_iterations": 1, "training.final_maxiter": 0}
     )
@@ -437,6 +439,8 @@ def main() -> None:
         default=["maxvol", "fps"],
         help="selection methods of the loop arms",
     )
+    parser.add_argument("--loop-functions", type=int, default=None,
+                        help="training.loop_functions_per_element of the loop arms")  # fmt: skip
     parser.add_argument("--no-kmedoids", action="store_true",
                         help="skip the extra iteration-0 campaign with kmedoids")  # fmt: skip
     args = parser.parse_args()

@@ -68,3 +68,16 @@ def test_the_handed_over_fit_is_read_back_by_name_and_from_older_campaigns(
     assert handed_over_fit(campaign) == "iter_001"
     assert fit_name({"iteration": 2}) == "iteration 2"
     assert "final_003" in fit_name({"fit": "final_003", "iteration": 3})
+
+
+def test_the_loop_fits_can_have_a_basis_of_their_own_the_final_fit_keeps_the_full_one() -> None:
+    from mlip_autopipec.config import TrainingConfig
+    from mlip_autopipec.orchestration.training import final_settings, loop_settings
+
+    plain = TrainingConfig(number_of_functions_per_element=300, final_kappa=0.01)
+    assert loop_settings(plain) is plain
+    small = plain.model_copy(update={"loop_functions_per_element": 60})
+    assert loop_settings(small).number_of_functions_per_element == 60
+    final = final_settings(small)
+    assert final.number_of_functions_per_element == 300 and final.kappa == 0.01
+    assert not final.upfit and final.maxiter == small.final_maxiter

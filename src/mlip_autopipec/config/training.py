@@ -52,6 +52,12 @@ class TrainingConfig(Section):
     maxiter: PositiveInt = 200
     ladder_step: list[PositiveFloat] = Field(default_factory=list, max_length=2)
     ladder_type: Literal["body_order", "power_order"] = "body_order"
+    loop_functions_per_element: PositiveInt | None = Field(
+        None,
+        description="Functions per element of the loop's fits, which drive MD and selection "
+        "(default: number_of_functions_per_element, which the final fit uses). With about as "
+        "many functions as training atoms, gamma of anything new runs into the hundreds.",
+    )
     final_maxiter: NonNegativeInt = Field(
         1000,
         le=100_000,

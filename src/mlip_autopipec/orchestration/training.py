@@ -147,10 +147,23 @@ def train_iteration(campaign: Campaign, iteration: int | None = None) -> Trainin
     if previous is not None:
         record_new_data_errors(campaign, iteration, structures, previous)
     result = fit_and_store_splits(
-        campaign, config.training, (structures, new_splits), target, previous, previous
+        campaign,
+        loop_settings(config.training),
+        (structures, new_splits),
+        target,
+        previous,
+        previous,
     )
     logger.info("iteration %d trained on %d structures: %s", iteration, len(records), target)
     return result
+
+
+def loop_settings(training: TrainingConfig) -> TrainingConfig:
+    """The training settings of the loop's fits: their own basis size when one is set."""
+    if training.loop_functions_per_element is None:
+        return training
+    functions = training.loop_functions_per_element
+    return training.model_copy(update={"number_of_functions_per_element": functions})
 
 
 def train_final(campaign: Campaign) -> TrainingResult | None:
