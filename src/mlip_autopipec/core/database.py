@@ -104,7 +104,18 @@ def structure_hash(atoms: Atoms) -> str:
     digest.update(np.round(atoms.cell.array, 4).astype(np.float64).tobytes())
     digest.update(np.round(atoms.positions, 4).astype(np.float64).tobytes())
     digest.update(atoms.pbc.astype(np.int8).tobytes())
-    return digest.hexdigest()[:20]
+    return _as_text(digest.hexdigest()[:20])
+
+
+def _as_text(hexdigest: str) -> str:
+    """ase.db refuses a string value that reads as a number, and about 1 in 4000 hex digests
+    does ("26908e57447369877175", "04930778..."); those get a non-hex first character, which
+    cannot collide with any other digest. Every other digest is unchanged, as stored before."""
+    try:
+        float(hexdigest)
+    except ValueError:
+        return hexdigest
+    return "x" + hexdigest[1:]
 
 
 def check_transition(current: str, new: str) -> None:
