@@ -248,6 +248,13 @@ def loop_curve(config: MLIPConfig, test: list[Atoms]) -> tuple[list[Point], Poin
     return points, score(final.fit, test, *dft_cost(campaign, final.last_iteration))
 
 
+def loop_training(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings of the loop's fits, which the random arm's per-budget fits share."""
+    if args.loop_functions is None:
+        return {}
+    return {"training.loop_functions_per_element": args.loop_functions}
+
+
 def run_loops(
     root: Path, args: argparse.Namespace, test: list[Atoms]
 ) -> dict[str, tuple[list[Point], Point | None]]:
@@ -255,8 +262,7 @@ def run_loops(
         "exploration.selection.n_select": args.batch,
         "exploration.selection.initial_method": "fps",
     }
-    if args.loop_functions is not None:
-        common["training.loop_functions_per_element"] = args.loop_functions
+    common.update(loop_training(args))
     first = write_config(
         root, "maxvol", **common, **{"workflow.max_iterations": 1, "training.final_maxiter": 0}
     )
@@ -307,6 +313,7 @@ def loop_anchors(root: Path, method: str) -> list[Atoms]:
 
 def random_curve(
     root: Path,
+    args: argparse.Namespace,
     pool: list[Atoms],
     anchors: list[Atoms],
     seed: int,
@@ -314,7 +321,7 @@ def random_curve(
     test: list[Atoms],
 ) -> tuple[list[Point], Point]:
     """Anchors plus random picks at each budget (anchors counted), then the final fit."""
-    config = write_config(root, f"random_{seed}")
+    config = write_config(root, f"random_{seed}", **loop_training(args))
     campaign = Campaign.open(config)
     order = np.random.default_rng(seed).permutation(len(pool))
     if not campaign.database.count(**{keys.STATUS: keys.LABELED}):
@@ -459,7 +466,7 @@ def main() -> None:
     budgets = sorted(loop_calls | {len(anchors) + len(pool)})
     last_calls = max(curve[-1].dft_calls for curve, _ in loops.values())
     randoms = [
-        random_curve(root, pool, anchors, seed, [b for b in budgets if b <= last_calls], test)
+        random_curve(root, args, pool, anchors, seed, [b for b in budgets if b <= last_calls], test)
         for seed in range(args.seeds)
     ]
     kmedoids = None if args.no_kmedoids else initial_point(root, args, "kmedoids", test)
