@@ -64,16 +64,9 @@ class EnergyReference:
         lowest structure of its own composition (formation energies, a local hull). Else:
         above the lowest of its own composition. None when nothing is comparable.
         """
+        lowest = self.compositions.get(key)
         formation = self.formation_energy(energy_per_atom, key)
         if formation is not None:
-            lowest = self.compositions.get(key)
-            floor = 0.0 if lowest is None else min(0.0, self._formation(lowest, key))
-            return formation - floor
-        if key in self.compositions:
-            return energy_per_atom - self.compositions[key]
-        return None
-
-    def _formation(self, energy_per_atom: float, key: Composition) -> float:
-        formation = self.formation_energy(energy_per_atom, key)
-        assert formation is not None
-        return formation
+            lowest_formation = formation - (energy_per_atom - lowest) if lowest is not None else 0.0
+            return formation - min(0.0, lowest_formation)
+        return None if lowest is None else energy_per_atom - lowest

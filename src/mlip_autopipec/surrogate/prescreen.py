@@ -25,8 +25,11 @@ def energy_reference(
     whose forces pass, so one collapsed, exploding structure cannot set them."""
     energies = np.asarray(energies_per_atom, dtype=float)
     trusted = [bool(f <= max_force) for f in np.asarray(max_forces, dtype=float)]
-    keys = list(compositions) if compositions is not None else [ONE_COMPOSITION] * len(energies)
-    return EnergyReference.lowest(list(energies), keys, trusted)
+    return EnergyReference.lowest(list(energies), _keys(compositions, len(energies)), trusted)
+
+
+def _keys(compositions: Sequence[Composition] | None, count: int) -> list[Composition]:
+    return list(compositions) if compositions is not None else [ONE_COMPOSITION] * count
 
 
 def prescreen(
@@ -45,7 +48,7 @@ def prescreen(
     """
     energies = np.asarray(energies_per_atom, dtype=float)
     forces = np.asarray(max_forces, dtype=float)
-    keys = list(compositions) if compositions is not None else [ONE_COMPOSITION] * len(energies)
+    keys = _keys(compositions, len(energies))
     if reference is None:
         reference = energy_reference(energies, forces, max_force, keys)
     verdicts: list[Rejection | None] = []

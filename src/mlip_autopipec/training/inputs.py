@@ -137,13 +137,10 @@ def _first_orders(training: TrainingConfig, orders: int) -> TrainingConfig:
 
 
 def _basis_error(training: TrainingConfig, elements: Sequence[str]) -> str | None:
-    with pyace_logging_untouched():
-        from pyace.basisextension import construct_bbasisconfiguration
-
     try:
-        construct_bbasisconfiguration(potential_section(training, elements))
-    except Exception as error:  # pyace raises ValueError, RuntimeError, KeyError, ...
-        return " ".join(str(error).split())[:160]
+        _check_potential(potential_section(training, elements), Path("."))
+    except InputError as error:
+        return " ".join(str(error).split())[:200]
     return None
 
 
