@@ -28,6 +28,7 @@ from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.state import WorkflowState
 from mlip_autopipec.orchestration.training import finished_fits
+from mlip_autopipec.training.pacemaker import reference_energies
 from tests.conftest import MINIMAL_CONFIG
 
 pytestmark = [
@@ -138,6 +139,8 @@ def test_two_iterations_end_to_end(two_iterations: tuple[Path, MLIPConfig, str])
     card = (campaign.layout.handover_dir / "CARD.md").read_text()
     assert (campaign.layout.handover_dir / "potential.yaml").is_file()
     assert f"anchors {N_ANCHORS}" in card and "pair_style pace/extrapolation" in card
+    (reference,) = reference_energies(campaign.layout.handover_dir / "potential.yaml").values()
+    assert f"Si {reference:.6f} eV" in card  # what to add back to compare with pw.x totals
     # After the loop: a fit from scratch on every label, handed over (no validation to choose by).
     last = max(r.iteration for r in campaign.database.select(**{keys.STATUS: keys.LABELED}))
     final = campaign.layout.final_potential_dir(last)

@@ -205,3 +205,20 @@ def test_a_failed_check_ranks_below_any_passing_candidate() -> None:
     assert candidate_score(rows(0.01), dft_failing) == candidate_score(rows(0.01), passing)
     missing = rows(0.01) + [{"name": "C12", "potential": None, "dft": 60.0, "relative_error": None}]
     assert candidate_score(missing, passing)["failed"] == ["C12 missing"]
+
+
+def test_meeting_every_target_beats_a_smaller_mean_that_misses_two() -> None:
+    """The example's case: a fit 27 and 33 % off in C11 and C12 but close elsewhere against
+    one within every target; the lowest phonon at L weighs, at 20 %, not at 5 %."""
+
+    def row(name: str, error: float) -> dict[str, Any]:
+        return {"name": name, "potential": 1 + error, "dft": 1.0, "relative_error": error}
+
+    close = ["a0", "B (EOS)", "E_vac (unrelaxed)", "phonon max at G", "phonon max at X"]
+    misses_two = [row("C11", -0.27), row("C12", 0.33)] + [row(name, 0.0) for name in close]
+    meets_all = [row("C11", 0.14), row("C12", -0.14), row("phonon min at L", 0.19)]
+    meets_all += [row(name, 0.0) for name in close]
+    assert candidate_score(meets_all, [])["mean_error_over_target"] > 0.0
+    assert candidate_score(meets_all, [])["score"] < candidate_score(misses_two, [])["score"]
+    assert candidate_score(misses_two, [])["missed_targets"] == ["C11", "C12"]
+    assert candidate_score(meets_all, [])["missed_targets"] == []

@@ -59,6 +59,7 @@ dft:
 training:
   cutoff: 5.0                 # Å
   number_of_functions_per_element: 300   # capped at 3/4 of the training atoms until they suffice
+  loop_functions_per_element: 60  # the loop's fits, for MD and selection: gamma stays telling
   kappa: 0.05                 # force weight in the loop's fits (short up-fits for exploration)
   maxiter: 150
   final_maxiter: 1000         # after the loop: a fit from scratch on every label, handed over

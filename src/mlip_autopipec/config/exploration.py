@@ -43,6 +43,13 @@ class SystemConfig(Section):
         0.5, description="No two atoms of a stored structure may be closer than this (Å)."
     )
 
+    def lattice_constant_of(self, element: str) -> float | None:
+        """lattice_constants[element], else lattice_constant for the first element, else None
+        (ASE's reference value)."""
+        if element in self.lattice_constants:
+            return self.lattice_constants[element]
+        return self.lattice_constant if element == self.elements[0] else None
+
     @field_validator("elements")
     @classmethod
     def _known_elements(cls, value: list[str]) -> list[str]:

@@ -8,8 +8,16 @@ from pydantic import Field, field_validator
 
 from mlip_autopipec.config.fields import Bool, Float, PositiveFloat, PositiveInt, Section
 
-Property = Literal["eos", "elastic", "vacancy", "surface", "phonons", "md"]
-ALL_PROPERTIES: tuple[Property, ...] = ("eos", "elastic", "vacancy", "surface", "phonons", "md")
+Property = Literal["eos", "elastic", "vacancy", "surface", "phonons", "md", "alloys"]
+ALL_PROPERTIES: tuple[Property, ...] = (
+    "eos",
+    "elastic",
+    "vacancy",
+    "surface",
+    "phonons",
+    "md",
+    "alloys",
+)
 
 
 class ValidationConfig(Section):
@@ -20,7 +28,9 @@ class ValidationConfig(Section):
     )
     properties: list[Property] = Field(
         default_factory=lambda: list(ALL_PROPERTIES),
-        description="Which of eos, elastic, vacancy, surface, phonons, md to compute.",
+        description="Which of eos, elastic, vacancy, surface, phonons, md, alloys to compute "
+        "(each pure element of a one-species prototype gets the first six; alloys: the "
+        "configured alloy compositions' a0 and mixing energies).",
     )
     eos_points: PositiveInt = Field(
         7, ge=5, description="Volumes of the E-V scan (stage 1) that finds each side's a0."

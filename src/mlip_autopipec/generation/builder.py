@@ -198,17 +198,9 @@ def prototype_structures(system: SystemConfig) -> list[BaseStructure]:
     if prototype in TWO_SPECIES_PROTOTYPES:
         return [_crystal(prototype, "".join(system.elements[:2]), system.lattice_constant)]
     return [
-        _crystal(prototype, element, element_lattice_constant(system, element))
+        _crystal(prototype, element, system.lattice_constant_of(element))
         for element in system.elements
     ]
-
-
-def element_lattice_constant(system: SystemConfig, element: str) -> float | None:
-    """lattice_constants[element], else lattice_constant for the first element, else None
-    (ASE's reference value)."""
-    if element in system.lattice_constants:
-        return system.lattice_constants[element]
-    return system.lattice_constant if element == system.elements[0] else None
 
 
 def vegard_lattice_constant(system: SystemConfig, composition: Mapping[str, float]) -> float:
@@ -223,7 +215,7 @@ def parent_lattice(system: SystemConfig) -> float:
 
 def _lattice(system: SystemConfig, element: str) -> float:
     assert system.prototype is not None
-    crystal = _crystal(system.prototype, element, element_lattice_constant(system, element))
+    crystal = _crystal(system.prototype, element, system.lattice_constant_of(element))
     return float(crystal.cell.cell.lengths()[0])
 
 

@@ -30,7 +30,8 @@ from mlip_autopipec.orchestration.validation import (
     score_fits,
     validate_potential,
 )
-from mlip_autopipec.training.pacemaker import TrainingResult
+from mlip_autopipec.training.pacemaker import TrainingResult, reference_energies
+from mlip_autopipec.validation.evaluate import row_label
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def card_text(
         "## Data it saw\n" + _data_lines(campaign, choice),
         "## DFT\n" + _dft_lines(campaign, dft_check),
         "## Validation\n" + _validation_lines(validation),
+        "## Energies\n" + _energy_lines(choice.fit.potential),
         "## Where to trust it\n"
         f"Trained for extrapolation grades gamma < {config.inference.gamma_lower:g} "
         f"(the loop collected frames above that); gamma >= {config.inference.gamma_upper:g} "
@@ -165,6 +167,19 @@ def card_text(
         "## Use it\n" + _usage(species),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _energy_lines(potential: Path) -> str:
+    """The per-element reference energies the potential's energies leave out."""
+    references = reference_energies(potential)
+    if not references:
+        return "No reference energies recorded in potential.yaml."
+    values = ", ".join(f"{element} {energy:.6f} eV" for element, energy in references.items())
+    return (
+        "The potential returns the energy minus per-element reference energies (pacemaker's "
+        f"energy_corrected): {values}. Add them per atom to compare a total energy with pw.x; "
+        "energy differences at one composition, formation and mixing energies need nothing."
+    )
 
 
 def _data_lines(campaign: Campaign, choice: Choice) -> str:
@@ -219,7 +234,7 @@ def _validation_lines(document: dict[str, Any] | None) -> str:
     for row in document.get("comparisons", []):
         error = row.get("relative_error")
         lines.append(
-            f"| {row['name']} ({row['unit']}) | {_number(row.get('potential'))} | "
+            f"| {row_label(row)} ({row['unit']}) | {_number(row.get('potential'))} | "
             f"{_number(row.get('dft'))} | {'' if error is None else f'{100 * error:+.1f} %'} |"
         )
     failed = [check for check in document.get("checks", []) if not check.get("passed", True)]

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.validation import newest_validation
+from mlip_autopipec.validation.evaluate import row_label
 
 
 def validation_section(campaign: Campaign) -> str:
@@ -49,7 +50,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         error = row.get("relative_error")
         share = "-" if error is None else f"{100 * error:+.1f} %"
         lines.append(
-            f"<tr><td>{html.escape(row['name'])}</td><td>{html.escape(row['unit'])}</td>"
+            f"<tr><td>{html.escape(row_label(row))}</td><td>{html.escape(row['unit'])}</td>"
             f"<td>{_number(row['potential'], 4)}</td><td>{_number(row['dft'], 4)}</td>"
             f"<td>{share}</td></tr>"
         )
@@ -75,11 +76,12 @@ def _checks(checks: list[dict[str, Any]]) -> str:
 
 
 def _notes(document: dict[str, Any]) -> str:
-    notes = [
-        f"{side}: {note}"
-        for side in ("potential", "DFT")
-        for note in document.get(f"{side.lower()}_side", {}).get("notes", [])
-    ]
+    notes = []
+    for material in [document, *document.get("materials", [])]:
+        name = material.get("composition")
+        for side in ("potential", "DFT"):
+            for note in material.get(f"{side.lower()}_side", {}).get("notes", []):
+                notes.append(f"{side}: {name}: {note}" if name else f"{side}: {note}")
     items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
     return f"<ul>{items}</ul>" if notes else ""
 
@@ -135,14 +137,15 @@ def validation_lines(campaign: Campaign) -> list[str]:
         error = row.get("relative_error")
         share = "" if error is None else f" ({100 * error:+.1f} %)"
         lines.append(
-            f"  {row['name']}: {_number(row['potential'], 4)} vs {_number(row['dft'], 4)} "
+            f"  {row_label(row)}: {_number(row['potential'], 4)} vs {_number(row['dft'], 4)} "
             f"{row['unit']}{share}"
         )
     score = document.get("score")
     if score:
         lines.append(
-            f"  score {score['score']:.3f} ({score['failed_checks']} failed checks, mean "
-            f"error {score['mean_error_over_target']:.2f} x target; lower is better)"
+            f"  score {score['score']:.3f} ({score['failed_checks']} failed checks, "
+            f"{len(score.get('missed_targets', []))} targets missed, mean error "
+            f"{score['mean_error_over_target']:.2f} x target; lower is better)"
         )
     md = document.get("md")
     if md:

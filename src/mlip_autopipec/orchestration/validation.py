@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,13 @@ from mlip_autopipec.orchestration.validation_dft import (
     validation_layout,
 )
 from mlip_autopipec.training.pacemaker import TrainingResult
-from mlip_autopipec.validation.calculator import potential_side
+from mlip_autopipec.validation.alloys import AlloySide, compare_alloys
+from mlip_autopipec.validation.calculator import (
+    alloy_calculator_side,
+    calculator_side,
+    potential_calculator,
+)
+from mlip_autopipec.validation.checks import Check
 from mlip_autopipec.validation.evaluate import SideProperties, compare
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
 from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
@@ -68,17 +74,83 @@ def validate_candidate(
     better; a failed check ranks below every candidate that passes them all)."""
     if reference is None:
         reference = dft_reference(campaign, compute=False)
-    return candidate_document(potential_side(reference.scan, fit.potential), reference)
+    return candidate_document(potential_sides(reference, fit.potential), reference)
 
 
-def candidate_document(potential: SideProperties, reference: DFTReference) -> dict[str, Any]:
-    rows = [row.as_dict() for row in compare(potential, reference.side)]
-    checks = potential.checks + reference.side.checks
+@dataclass(frozen=True)
+class PotentialSides:
+    """The potential's side of every material of a `DFTReference`, in its order."""
+
+    materials: list[SideProperties]
+    alloys: list[AlloySide]
+
+    @property
+    def main(self) -> SideProperties:
+        return self.materials[0]
+
+
+def potential_sides(reference: DFTReference, potential: Path) -> PotentialSides:
+    """The potential on every structure DFT's side has (no DFT)."""
+    calculator = potential_calculator(potential)
+    return PotentialSides(
+        [calculator_side(calculator, material.scan) for material in reference.materials],
+        [alloy_calculator_side(calculator, alloy.plan) for alloy in reference.alloys],
+    )
+
+
+def candidate_document(potential: PotentialSides, reference: DFTReference) -> dict[str, Any]:
+    """The table rows of every material (each naming its composition when there are
+    several), every check, and the score; the main material's sides in full, the others'
+    beside them."""
+    rows, mine, theirs = [], [], []
+    pure: dict[str, tuple[SideProperties, SideProperties]] = {}
+    for side, material in zip(potential.materials, reference.materials, strict=True):
+        composition = material.scan.composition
+        rows += compare(side, material.side, composition)
+        mine += named(side.checks, composition)
+        theirs += named(material.side.checks, composition)
+        pure[composition] = (side, material.side)
+    if reference.alloys:
+        dft_alloys = [alloy.side for alloy in reference.alloys]
+        rows += compare_alloys(
+            potential.alloys,
+            dft_alloys,
+            {element: sides[0] for element, sides in pure.items()},
+            {element: sides[1] for element, sides in pure.items()},
+        )
+        for mixed, alloy in zip(potential.alloys, dft_alloys, strict=True):
+            mine += named(mixed.checks, mixed.composition)
+            theirs += named(alloy.checks, alloy.composition)
+    table = [row.as_dict() for row in rows]
     return {
-        "comparisons": rows,
-        "checks": [check.as_dict() for check in checks],
-        "score": candidate_score(rows, potential.checks),
+        "comparisons": table,
+        "checks": [check.as_dict() for check in mine + theirs],
+        "score": candidate_score(table, mine),
+        "composition": reference.scan.composition,
+        "potential_side": _jsonable(asdict(potential.main)),
+        "materials": [
+            _material_sides(material.scan.composition, side, material.side)
+            for side, material in zip(potential.materials[1:], reference.materials[1:], strict=True)
+        ]
+        + [
+            _material_sides(side.composition, side, alloy.side)
+            for side, alloy in zip(potential.alloys, reference.alloys, strict=True)
+        ],
+    }
+
+
+def named(checks: list[Check], composition: str) -> list[Check]:
+    """The checks of one material, each naming it (in a campaign of several)."""
+    if not composition:
+        return list(checks)
+    return [replace(check, name=f"{composition}: {check.name}") for check in checks]
+
+
+def _material_sides(composition: str, potential: Any, dft: Any) -> dict[str, Any]:
+    return {
+        "composition": composition,
         "potential_side": _jsonable(asdict(potential)),
+        "dft_side": _jsonable(asdict(dft)),
     }
 
 
@@ -111,19 +183,10 @@ def validate_potential(
     config = campaign.config
     if reference is None:
         reference = dft_reference(campaign, on_progress)
-    potential = potential_side(reference.scan, fit.potential)
+    sides = potential_sides(reference, fit.potential)
     folder = validation_layout(campaign).work_dir
     prefix = candidate.name
-    plots = [
-        eos_plot(
-            {"potential": potential.eos, "DFT": reference.side.eos},
-            folder / f"{prefix}_eos.png",
-        ),
-        phonon_plot(
-            {"potential": potential.phonons, "DFT": reference.side.phonons},
-            folder / f"{prefix}_phonons.png",
-        ),
-    ]
+    plots = _plots(sides, reference, folder / prefix)
     plan = reference.scan
     md = md_check(campaign, fit, plan, folder / f"{prefix}_rdf.png") if plan.wants("md") else None
     document = {
@@ -131,7 +194,7 @@ def validate_potential(
         "iteration": candidate.last_iteration,
         "potential": str(fit.potential),
         "reference_lattice_constant": config.system.lattice_constant,
-        **candidate_document(potential, reference),
+        **candidate_document(sides, reference),
         "dft_side": _jsonable(asdict(reference.side)),
         "dft_cost": asdict(reference.cost),
         "md": md,
@@ -141,6 +204,30 @@ def validate_potential(
     path = write_atomically(result_file(campaign, candidate.name), json.dumps(document, indent=1))
     logger.info("validation of %s: %s", fit.potential, path)
     return path
+
+
+def _plots(sides: PotentialSides, reference: DFTReference, stem: Path) -> list[Path | None]:
+    """E(V) and phonons of each pure crystal (named by composition beside the main one's),
+    E(V) of each alloy."""
+    plots = []
+    for side, material in zip(sides.materials, reference.materials, strict=True):
+        suffix = f"_{material.scan.composition}" if material is not reference.materials[0] else ""
+        pair = {"potential": side, "DFT": material.side}
+        plots.append(
+            eos_plot(
+                {k: v.eos for k, v in pair.items()}, stem.with_name(f"{stem.name}_eos{suffix}.png")
+            )
+        )
+        plots.append(
+            phonon_plot(
+                {k: v.phonons for k, v in pair.items()},
+                stem.with_name(f"{stem.name}_phonons{suffix}.png"),
+            )
+        )
+    for mine, alloy in zip(sides.alloys, reference.alloys, strict=True):
+        name = f"{stem.name}_eos_{alloy.side.composition}.png"
+        plots.append(eos_plot({"potential": mine.eos, "DFT": alloy.side.eos}, stem.with_name(name)))
+    return plots
 
 
 def md_check(

@@ -31,10 +31,15 @@ from mlip_autopipec.orchestration.labeling import (
     check_same_dft_settings,
     label_selected,
 )
-from mlip_autopipec.validation.equilibrium import find_equilibrium
+from mlip_autopipec.validation.alloys import AlloyPlan, AlloySide, alloy_plans, alloy_side
+from mlip_autopipec.validation.equilibrium import Equilibrium, find_equilibrium
 from mlip_autopipec.validation.evaluate import SideProperties, side_properties
 from mlip_autopipec.validation.properties import Calculated, Results
-from mlip_autopipec.validation.structures import ValidationPlan, equilibrium_plan, scan_plan
+from mlip_autopipec.validation.structures import (
+    ValidationPlan,
+    equilibrium_plan,
+    material_scans,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +69,38 @@ class DFTCost:
 
 
 @dataclass(frozen=True)
-class DFTReference:
-    """The DFT side of a validation: stage 1 (the scan every potential also computes) and
-    DFT's properties at its own a0."""
+class MaterialReference:
+    """DFT's side of one pure crystal: its stage 1 and its properties at its own a0."""
 
     scan: ValidationPlan
     side: SideProperties
+
+
+@dataclass(frozen=True)
+class AlloyReference:
+    """DFT's side of one alloy composition."""
+
+    plan: AlloyPlan
+    side: AlloySide
+
+
+@dataclass(frozen=True)
+class DFTReference:
+    """The DFT side of a validation: every pure crystal (the first is the campaign's main
+    material, whose stage 1 `scan` and properties `side` the MD check and plots use) and
+    every alloy composition."""
+
+    materials: tuple[MaterialReference, ...]
+    alloys: tuple[AlloyReference, ...]
     cost: DFTCost
+
+    @property
+    def scan(self) -> ValidationPlan:
+        return self.materials[0].scan
+
+    @property
+    def side(self) -> SideProperties:
+        return self.materials[0].side
 
 
 def validation_layout(campaign: Campaign) -> CampaignLayout:
@@ -121,6 +151,18 @@ class _Labeler:
                 )
         return results
 
+    def label_together(self, batches: list[dict[str, Atoms]]) -> list[Results]:
+        """Several structure sets in one labeling pass (the task queue runs them side by
+        side); their results set by set."""
+        named = {
+            f"{k}/{name}": atoms for k, batch in enumerate(batches) for name, atoms in batch.items()
+        }
+        results = self.label(named) if named else {}
+        return [
+            {name: results[f"{k}/{name}"] for name in batch if f"{k}/{name}" in results}
+            for k, batch in enumerate(batches)
+        ]
+
     def cost(self, kspacing: float) -> DFTCost:
         rows = list(_rows(self.validation.database, self.used).values())
         wall = sum(float(r.key_value_pairs.get(keys.DFT_WALL_TIME, 0.0)) for r in rows)
@@ -142,29 +184,64 @@ def _rows(database: DatabaseManager, hashes: set[str]) -> dict[str, Any]:
 def dft_reference(
     campaign: Campaign, on_progress: ProgressCallback | None = None, compute: bool = True
 ) -> DFTReference:
-    """DFT's side: stage 1, its own a0, stage 2 there. With `compute` False no pw.x runs:
-    only stored labels count (what is missing leaves its property empty)."""
+    """DFT's side of every pure crystal and alloy composition: all stage-1 scans labeled
+    together, each one's own a0, all stage-2 structures there together. With `compute` False
+    no pw.x runs: only stored labels count (what is missing leaves its property empty)."""
     config = campaign.config
-    scan = scan_plan(
+    scans = material_scans(
         config.system,
         config.validation,
         config.exploration.generation.surfaces,
         avoid=anchor_volume_strains(config),
     )
-    kspacing = config.dft.kspacing
+    alloys = validation_alloys(config, scans)
     validation = validation_campaign(campaign)
     check_same_dft_settings(validation)
     labeler = _Labeler(validation, compute, on_progress)
-    equilibrium = find_equilibrium(scan, labeler.label(scan.structures), "DFT")
-    plan = equilibrium_plan(scan, equilibrium.volume)
-    results = labeler.label(plan.structures)
+    stage_1 = labeler.label_together(
+        [scan.structures for scan in scans] + [alloy.scan.structures for alloy in alloys]
+    )
+    plans = scans + [alloy.scan for alloy in alloys]
+    equilibria = [find_equilibrium(p, r, "DFT") for p, r in zip(plans, stage_1, strict=True)]
+    pure, mixed = equilibria[: len(scans)], equilibria[len(scans) :]
+    at_a0 = [equilibrium_plan(scan, e.volume) for scan, e in zip(scans, pure, strict=True)]
+    randoms = [alloy.random_at(e.volume) for alloy, e in zip(alloys, mixed, strict=True)]
+    stage_2 = labeler.label_together([plan.structures for plan in at_a0] + randoms)
+    materials = tuple(
+        MaterialReference(scan, _material(labeler, equilibrium, plan, results, config))
+        for scan, equilibrium, plan, results in zip(scans, pure, at_a0, stage_2, strict=False)
+    )
+    alloy_sides = tuple(
+        AlloyReference(alloy, alloy_side("DFT", alloy, equilibrium, results))
+        for alloy, equilibrium, results in zip(alloys, mixed, stage_2[len(scans) :], strict=True)
+    )
+    return DFTReference(materials, alloy_sides, labeler.cost(config.dft.kspacing))
+
+
+def validation_alloys(config: Any, scans: list[ValidationPlan]) -> list[AlloyPlan]:
+    """The configured alloy compositions, when they are validated (`alloys` in
+    validation.properties, the pure crystals each validated on their own)."""
+    compositions = config.exploration.generation.alloy_compositions
+    if len(scans) < 2 or not compositions or not scans[0].wants("alloys"):
+        return []
+    return alloy_plans(compositions, {scan.composition: scan for scan in scans})
+
+
+def _material(
+    labeler: _Labeler,
+    equilibrium: Equilibrium,
+    plan: ValidationPlan,
+    results: Results,
+    config: Any,
+) -> SideProperties:
+    """DFT's properties of one pure crystal at its own a0, the vacancy relaxed with pw.x."""
     relaxed, note = None, None
     if "vacancy_defect" in results:
         relaxed, note = relaxed_vacancy(labeler, plan.structures["vacancy_defect"], config)
     side = side_properties("DFT", equilibrium, plan, results, relaxed)
     if note:
         side.notes.append(note)
-    return DFTReference(scan, side, labeler.cost(kspacing))
+    return side
 
 
 def anchor_volume_strains(config: Any) -> tuple[float, ...]:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
+import yaml
+
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.core.files import fresh_folder
 from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executable, run_process
@@ -445,3 +447,13 @@ def _tail(path: Path, lines: int = 6) -> str:
     except OSError:
         return ""
     return ("\n  " + "\n  ".join(text)) if text else ""
+
+
+def reference_energies(potential: Path) -> dict[str, float]:
+    """pacemaker's `reference_energy` metadata of a B-basis potential.yaml ({} if absent)."""
+    try:
+        metadata = yaml.safe_load(potential.read_text()).get("metadata", {})
+        found = json.loads(metadata.get("reference_energy", "{}"))
+        return {str(element): float(energy) for element, energy in found.items()}
+    except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError):
+        return {}

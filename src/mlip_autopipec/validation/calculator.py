@@ -1,5 +1,6 @@
 """A side computed directly with an ASE calculator (the potential, or any model in tests):
-stage 1, its own equilibrium, stage 2 there, and the vacancy relaxed with ASE (fixed cell)."""
+stage 1, its own equilibrium, stage 2 there, and the vacancy relaxed with ASE (fixed cell);
+likewise each alloy composition."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipec.validation.alloys import AlloyPlan, AlloySide, alloy_side
 from mlip_autopipec.validation.equilibrium import find_equilibrium
 from mlip_autopipec.validation.evaluate import SideProperties, side_properties
 from mlip_autopipec.validation.properties import Calculated, Results
@@ -65,8 +67,15 @@ def calculator_side(
     return found
 
 
-def potential_side(scan: ValidationPlan, potential: Path) -> SideProperties:
-    """The ACE potential's side (pyace), no DFT."""
+def alloy_calculator_side(calculator: Any, plan: AlloyPlan, side: str = "potential") -> AlloySide:
+    """One alloy composition with `calculator`: its own a0, the random cell there."""
+    equilibrium = find_equilibrium(plan.scan, calculate(plan.scan.structures, calculator), side)
+    random = calculate(plan.random_at(equilibrium.volume), calculator)
+    return alloy_side(side, plan, equilibrium, random)
+
+
+def potential_calculator(potential: Path) -> Any:
+    """The ACE potential as an ASE calculator (pyace), for the potential's side."""
     from mlip_autopipec.core.quiet_imports import pyace_calculator
 
-    return calculator_side(pyace_calculator(str(potential)), scan, "potential")
+    return pyace_calculator(str(potential))

@@ -5,6 +5,7 @@ A property whose structures lack a result (a failed DFT label) is None: the rest
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,7 @@ class Comparison:
     potential: float | None
     dft: float | None
     zero: float = 0.0  # values within this of zero on both sides compare as equal
+    composition: str = ""  # the material the row is of; "" in a one-material campaign
 
     @property
     def relative_error(self) -> float | None:
@@ -79,7 +81,14 @@ class Comparison:
             "potential": self.potential,
             "dft": self.dft,
             "relative_error": self.relative_error,
+            "composition": self.composition,
         }
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """A table row's property, named with its material when it has one (Ge: a0)."""
+    composition = row.get("composition")
+    return f"{composition}: {row['name']}" if composition else str(row["name"])
 
 
 def side_properties(
@@ -197,8 +206,15 @@ def _phonons(plan: ValidationPlan, results: Results) -> PhononResult | None:
     )
 
 
-def compare(potential: SideProperties, dft: SideProperties) -> list[Comparison]:
-    """The table rows, in a fixed order; a property neither side has is left out."""
+def compare(
+    potential: SideProperties, dft: SideProperties, composition: str = ""
+) -> list[Comparison]:
+    """The table rows of one material, each naming `composition`, in a fixed order; a
+    property neither side has is left out."""
+    return [dataclasses.replace(row, composition=composition) for row in _compare(potential, dft)]
+
+
+def _compare(potential: SideProperties, dft: SideProperties) -> list[Comparison]:
     rows = [Comparison("a0", "Å", _a0(potential), _a0(dft))]
     if potential.eos or dft.eos:
         rows.append(Comparison("B (EOS)", "GPa", _bulk(potential), _bulk(dft)))

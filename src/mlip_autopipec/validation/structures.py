@@ -29,6 +29,7 @@ from mlip_autopipec.core.keys import KPOINT_CELL
 from mlip_autopipec.errors import UserError
 
 CUBIC_PROTOTYPES = ("diamond", "fcc", "bcc", "sc", "rocksalt", "zincblende")
+TWO_SPECIES_PROTOTYPES = ("rocksalt", "zincblende")
 # Volume strains of generation's physics anchors by default (the primitive cell scaled).
 ANCHOR_VOLUME_STRAINS = tuple(AnchorsConfig().volume_strains)
 # Conventional cubic cell per primitive cell: turns a primitive volume into `a`.
@@ -57,35 +58,43 @@ class ValidationPlan:
     settings: ValidationConfig
     surfaces: list[SurfaceSpec]
     structures: dict[str, Atoms] = field(default_factory=dict)
+    composition: str = ""  # what the table's rows name; "" in a one-material campaign
+    repeats: int = 1  # prototype primitive cells in `primitive` (an ordered alloy's cell)
 
     def names(self, prefix: str) -> list[str]:
         return [name for name in self.structures if name.startswith(prefix)]
 
     @property
     def lattice_constant(self) -> float:
-        return lattice_constant(self.primitive, self.prototype)
+        return lattice_constant(self.primitive, self.prototype, self.repeats)
 
     def wants(self, name: str) -> bool:
         return name in self.settings.properties
 
 
-def lattice_constant(primitive: Atoms, prototype: str) -> float:
-    """The conventional lattice constant of a primitive cell (what system.lattice_constant
-    means) for the cubic prototypes; the in-plane one for hcp."""
+def lattice_constant(primitive: Atoms, prototype: str, repeats: int = 1) -> float:
+    """The conventional lattice constant of a primitive cell, or of `repeats` of them (what
+    system.lattice_constant means) for the cubic prototypes; the in-plane one for hcp (cells
+    are repeated along c first)."""
     cells = PRIMITIVES_PER_CONVENTIONAL.get(prototype)
     if cells is None:
         return float(primitive.cell.lengths()[0])
-    return float((primitive.get_volume() * cells) ** (1 / 3))
+    return float((primitive.get_volume() / repeats * cells) ** (1 / 3))
 
 
-def primitive_cell(system: SystemConfig) -> Atoms:
-    """The prototype's primitive cell at system.lattice_constant (ASE's value when unset)."""
+def primitive_cell(system: SystemConfig, element: str | None = None) -> Atoms:
+    """The prototype's primitive cell of `element` (default: the first) at its lattice
+    constant (system.lattice_constant_of; ASE's value when unset); the compound of a
+    two-species prototype."""
     if system.prototype is None:
         raise ValidationSetupError("validation needs system.prototype (a bulk crystal)")
-    two_species = system.prototype in ("rocksalt", "zincblende")
-    name = "".join(system.elements[:2]) if two_species else system.elements[0]
+    element = element or system.elements[0]
+    if system.prototype in TWO_SPECIES_PROTOTYPES:
+        name, a = "".join(system.elements[:2]), system.lattice_constant
+    else:
+        name, a = element, system.lattice_constant_of(element)
     try:
-        return bulk(name, system.prototype, a=system.lattice_constant)
+        return bulk(name, system.prototype, a=a)
     except (ValueError, KeyError) as error:
         raise ValidationSetupError(
             f"validation: ASE cannot build {system.prototype} {name} ({error}); "
@@ -93,17 +102,43 @@ def primitive_cell(system: SystemConfig) -> Atoms:
         ) from None
 
 
+def pure_materials(system: SystemConfig) -> list[str]:
+    """The elements validated as crystals of their own: each element of a one-species
+    prototype, the first element (the compound) of a two-species one."""
+    if system.prototype in TWO_SPECIES_PROTOTYPES:
+        return system.elements[:1]
+    return list(system.elements)
+
+
+def material_scans(
+    system: SystemConfig,
+    settings: ValidationConfig,
+    surfaces: list[SurfaceSpec],
+    avoid: tuple[float, ...] = ANCHOR_VOLUME_STRAINS,
+) -> list[ValidationPlan]:
+    """Stage 1 of every pure crystal (the first is the campaign's main material); with more
+    than one, each plan is named by its composition."""
+    elements = pure_materials(system)
+    named = len(elements) > 1
+    return [
+        scan_plan(system, settings, surfaces, avoid, element, element if named else "")
+        for element in elements
+    ]
+
+
 def scan_plan(
     system: SystemConfig,
     settings: ValidationConfig,
     surfaces: list[SurfaceSpec],
     avoid: tuple[float, ...] = ANCHOR_VOLUME_STRAINS,
+    element: str | None = None,
+    composition: str = "",
 ) -> ValidationPlan:
     """Stage 1: the E-V scan around the reference lattice constant, clear of the volume
     strains `avoid` (the training anchors')."""
-    primitive = primitive_cell(system)
+    primitive = primitive_cell(system, element)
     assert system.prototype is not None  # primitive_cell checked it
-    plan = ValidationPlan(primitive, system.prototype, settings, list(surfaces))
+    plan = ValidationPlan(primitive, system.prototype, settings, list(surfaces), {}, composition)
     if plan.wants("eos"):
         plan.structures.update(eos_structures(primitive, settings, avoid))
     with_mesh_of(plan.structures, primitive.cell.array)
@@ -131,7 +166,9 @@ def equilibrium_plan(scan: ValidationPlan, volume_per_atom: float) -> Validation
     """Stage 2: every other property at one side's own equilibrium volume (Å^3/atom)."""
     primitive = scaled_to_volume(scan.primitive, volume_per_atom)
     settings = scan.settings
-    plan = ValidationPlan(primitive, scan.prototype, settings, scan.surfaces)
+    plan = ValidationPlan(
+        primitive, scan.prototype, settings, scan.surfaces, composition=scan.composition
+    )
     if plan.wants("elastic") and scan.prototype in CUBIC_PROTOTYPES:
         plan.structures.update(elastic_structures(primitive, settings.elastic_strain))
         plan.structures.update(gamma_displacements(primitive, GAMMA_DISPLACEMENT))
