@@ -220,3 +220,47 @@ def test_selection_reports_picks_per_composition(
     assert per_composition({"Si": 4}) == ""  # one composition: nothing to say
     summary = SelectSummary(iteration=1, selected=3, method="maxvol", by_composition=counts)
     assert summary.describe().endswith("by maxvol; to DFT per composition: Ge0.5Si0.5 2, Si 1")
+
+
+def test_picks_go_to_the_compositions_with_the_fewest_explored_structures(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """Anchors do not count (every crystal has the same fixed set); a composition with no
+    candidates left gets nothing; with one composition every pick goes to it."""
+    from mlip_autopipec.core.composition import balanced_shares, composition
+    from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS
+    from mlip_autopipec.orchestration.exploration import _composition_shares
+
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    database = campaign.database
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+
+    def cells(symbols: list[str], count: int, shift: float) -> list[Any]:
+        result = []
+        for k in range(count):
+            atoms = si.copy()
+            atoms.set_chemical_symbols(symbols)
+            atoms.positions[0, 0] += shift + 0.01 * k  # distinct structures
+            result.append(atoms)
+        return result
+
+    database.add_structures(cells(["Si"] * 8, 2, 0.1), keys.SELECTED, 0, "md")
+    database.add_structures(cells(["Ge"] * 8, 5, 0.2), keys.SELECTED, 0, ANCHOR_ORIGINS[0])
+    survivors_atoms = (
+        cells(["Si"] * 8, 6, 0.3) + cells(["Si", "Ge"] * 4, 1, 0.4) + cells(["Ge"] * 8, 3, 0.5)
+    )
+    database.add_structures(survivors_atoms, keys.CANDIDATE, 1, "md")
+    survivors = database.select(**{keys.STATUS: keys.CANDIDATE})
+    shares = {
+        composition(survivors[members[0]].atoms.get_chemical_symbols()): count
+        for members, count in _composition_shares(database, survivors, 4)
+    }
+    half, ge, pure_si = (composition(s) for s in (["Si", "Ge"], ["Ge"], ["Si"]))
+    assert shares == {half: 1, ge: 3}  # Si has 2 MD labels; Ge's 5 anchors do not count
+    assert sum(count for _, count in _composition_shares(database, survivors, 10)) == 10
+    assert balanced_shares({pure_si: 3}, {pure_si: 50}, 8) == {pure_si: 3}
+    only_si = [row for row in survivors if set(row.atoms.get_chemical_symbols()) == {"Si"}]
+    assert _composition_shares(database, only_si, 4) == [(list(range(6)), 4)]

@@ -30,6 +30,21 @@ def formula(key: Composition) -> str:
     return "".join(f"{element}{fraction:g}" for element, fraction in key)
 
 
+def balanced_shares(
+    available: Mapping[Composition, int], have: Mapping[Composition, int], wanted: int
+) -> dict[Composition, int]:
+    """Picks per composition: one at a time to the composition with the fewest structures so
+    far (`have` plus what it was given), among those with candidates left; ties in
+    composition order. Every composition with candidates is covered before any gets a
+    second pick beyond the others."""
+    given = dict.fromkeys(available, 0)
+    for _ in range(min(wanted, sum(available.values()))):
+        open_ = [key for key in sorted(available) if given[key] < available[key]]
+        chosen = min(open_, key=lambda key: have.get(key, 0) + given[key])
+        given[chosen] += 1
+    return {key: count for key, count in given.items() if count}
+
+
 @dataclass(frozen=True)
 class EnergyReference:
     """The lowest trusted energy per atom of each pure element and of each composition."""

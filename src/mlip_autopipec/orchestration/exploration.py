@@ -23,7 +23,12 @@ from ase import Atoms
 
 from mlip_autopipec.config import MLIPConfig
 from mlip_autopipec.core import keys
-from mlip_autopipec.core.composition import Composition, composition, formula
+from mlip_autopipec.core.composition import (
+    Composition,
+    balanced_shares,
+    composition,
+    formula,
+)
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
 from mlip_autopipec.core.rejection import Rejection
 from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, first_rejection
@@ -357,18 +362,45 @@ def _select(
     method, fit = _method_and_fit(campaign, summary.iteration)
     summary.method = method
     _report(on_progress, "selecting", 0, wanted)
-    if method == "maxvol" and fit is not None:
-        picks = _maxvol_picks(survivors, fit, wanted)
-    elif method == "fps":
-        picks = _fps_picks(database, pipeline, survivors, wanted, summary, on_progress)
-    else:
-        picks = _representative_picks(campaign.config, method, survivors, wanted, summary.iteration)
+    picks = []
+    for members, count in _composition_shares(database, survivors, wanted):
+        subset = [survivors[index] for index in members]
+        if method == "maxvol" and fit is not None:
+            found = _maxvol_picks(subset, fit, count)
+        elif method == "fps":
+            found = _fps_picks(database, pipeline, subset, count, summary, on_progress)
+        else:
+            found = _representative_picks(campaign.config, method, subset, count, summary.iteration)
+        picks += [Pick(members[pick.index], pick.extra) for pick in found]
     for rank, pick in enumerate(picks):
         extra = {keys.SELECTION_RANK: already + rank, keys.SELECTION_METHOD: method, **pick.extra}
         database.set_status([survivors[pick.index].id], keys.SELECTED, extra_keys=extra)
     summary.selected = len(picks)
     summary.selected_in_iteration = already + summary.selected
     _report(on_progress, "selecting", summary.selected, wanted)
+
+
+def _composition_shares(
+    database: DatabaseManager, survivors: Sequence[StructureRecord], wanted: int
+) -> list[tuple[list[int], int]]:
+    """(survivor indices, picks) per composition. With one composition: all of them, every
+    pick. With several, picks go where the fewest explored structures are (selected, labeling
+    or labeled, anchors not counted: they are the same fixed set for every crystal), so that
+    every composition is labeled; within one, the method picks."""
+    groups: dict[Composition, list[int]] = {}
+    for index, row in enumerate(survivors):
+        groups.setdefault(composition(row.atoms.get_chemical_symbols()), []).append(index)
+    if len(groups) == 1:
+        return [(next(iter(groups.values())), wanted)]
+    explored = Counter(
+        composition(row.atoms.get_chemical_symbols())
+        for status in WARM_START_STATUSES
+        for row in _rows_with_status(database, status)
+        if row.origin not in ANCHOR_ORIGINS
+    )
+    available = {key: len(members) for key, members in groups.items()}
+    shares = balanced_shares(available, explored, wanted)
+    return [(groups[key], count) for key, count in sorted(shares.items())]
 
 
 def _method_and_fit(campaign: Campaign, iteration: int) -> tuple[str, TrainingResult | None]:
