@@ -6,8 +6,9 @@ crystal's primitive cell at the Vegard lattice constant of the pure crystals' re
 - ordered: the fewest primitive cells that hold the composition exactly, sites filled in
   order (zincblende for x = 0.5 in diamond); its own E-V scan gives the side's alloy a0 and
   E0 (stage 1);
-- random: 2x2x2 primitive cells, sites drawn with a fixed seed, one single point at the
-  side's own ordered-alloy volume (stage 2).
+- random: the fewest primitive cells with at least 8 atoms (2x2x1 in diamond, 2x2x2 in
+  fcc), sites drawn with a fixed seed, one single point at the side's own ordered-alloy
+  volume (stage 2).
 Positions stay ideal (unrelaxed) on both sides. Mixing energies per atom are against each
 pure element at its own equilibrium: E_mix = E(alloy) - sum_el x_el E0(el).
 """
@@ -34,7 +35,7 @@ from mlip_autopipec.validation.structures import (
 )
 
 ORDERED_REPEATS = ((1, 1, 1), (1, 1, 2), (1, 2, 2), (2, 2, 2), (2, 2, 4), (2, 4, 4), (4, 4, 4))
-RANDOM_REPEATS = (2, 2, 2)
+RANDOM_ATOMS = 8  # at least, in the random cell
 RANDOM_SEED = 0
 RANDOM = "random"
 MEV = 1000.0
@@ -91,7 +92,7 @@ def alloy_plans(
             repeats,
         )
         with_mesh_of(scan.structures, ordered.cell.array)
-        random = random_alloy(parent.primitive.repeat(RANDOM_REPEATS), fractions)
+        random = random_alloy(random_cell(parent.primitive), fractions)
         random.set_cell(random.cell.array * scale, scale_atoms=True)
         plans.append(AlloyPlan(scan, dict(fractions), random))
     return plans
@@ -107,6 +108,14 @@ def ordered_alloy(primitive: Atoms, fractions: Mapping[str, float]) -> tuple[Ato
             cell.set_chemical_symbols([el for el, n in counts.items() for _ in range(n)])
             return cell, int(np.prod(repeats))
     raise ValueError(f"no ordered cell of up to 64 primitive cells holds {dict(fractions)}")
+
+
+def random_cell(primitive: Atoms) -> Atoms:
+    """The fewest repeats of `primitive` with at least RANDOM_ATOMS sites."""
+    for repeats in ORDERED_REPEATS:
+        if len(primitive) * int(np.prod(repeats)) >= RANDOM_ATOMS:
+            return primitive.repeat(repeats)
+    return primitive.repeat(ORDERED_REPEATS[-1])
 
 
 def random_alloy(cell: Atoms, fractions: Mapping[str, float]) -> Atoms:
