@@ -6,7 +6,7 @@ For each pure element and each configured alloy composition: 8-atom cubic cells 
 random arrangement than the generator's, at the Vegard lattice constant), one rattled by
 0.1 Å and CHGNet MD snapshots at the lowest and highest MD temperature of the campaign,
 labeled with pw.x at the campaign's own DFT settings in a database of their own
-(work_dir/../<work_dir name>_holdout, reused on a rerun). Prints the force and energy RMSE of
+(work_dir/holdout/, reused on a rerun). Prints the force and energy RMSE of
 work_dir/potential/potential.yace per composition and each alloy's force RMSE over the first
 pure element's (the issue's target: within 2x).
 """
@@ -39,11 +39,12 @@ def holdout_config(config_path: Path) -> MLIPConfig:
     """The campaign's config with its own work_dir beside the campaign's."""
     data = yaml.safe_load(config_path.read_text())
     config = load_config(config_path)
-    work_dir = config.workflow.work_dir
-    data["workflow"]["work_dir"] = str(work_dir.parent / f"{work_dir.name}_holdout")
+    folder = config.workflow.work_dir / "holdout"
+    folder.mkdir(parents=True, exist_ok=True)
+    data["workflow"]["work_dir"] = str(folder)
     data["dft"]["pseudo_dir"] = str(config.dft.pseudo_dir)
     data["dft_check"] = {"enabled": False}
-    path = work_dir.parent / f"{work_dir.name}_holdout.yaml"
+    path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return load_config(path)
 

@@ -93,3 +93,27 @@ def test_a_finished_fit_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="exists already"):
         wrapper.fit([], DatasetBuilder({"Si": -107.0}), previous.folder)
     assert (previous.folder / POTENTIAL).read_text() == "elements: [Si]\n"
+
+
+def test_a_singular_active_set_refits_with_fewer_functions_than_distinct_environments(
+    tmp_path: Path,
+) -> None:
+    """A perfect crystal's 8 atoms are one environment; rattled, each is its own. Only a
+    singular MaxVol matrix (pyace: "Input matrix must not be singular") asks for a refit."""
+    import numpy as np
+    from ase.build import bulk
+
+    from mlip_autopipec.training.dataset import TRAIN, LabeledStructure
+    from mlip_autopipec.training.pacemaker import distinct_environments
+
+    perfect = bulk("Si", "diamond", a=5.43, cubic=True)
+    rattled = perfect.copy()
+    rattled.positions += np.random.default_rng(0).normal(0, 0.05, (8, 3))
+    structures = [LabeledStructure(k, atoms, TRAIN) for k, atoms in enumerate([perfect, rattled])]
+    test = LabeledStructure(9, rattled.copy(), "test")  # the test split is not the active set's
+    assert distinct_environments([*structures, test], 5.0) == {"Si": 9}
+    wrapper = PacemakerWrapper(TrainingConfig(number_of_functions_per_element=60), ["Si"], PROFILE)
+    (tmp_path / "pace_activeset.log").write_text("ValueError: Input matrix must not be singular")
+    assert wrapper._basis_for_a_singular_active_set(structures, tmp_path) == 6  # 3/4 of 9
+    (tmp_path / "pace_activeset.log").write_text("MemoryError")
+    assert wrapper._basis_for_a_singular_active_set(structures, tmp_path) is None

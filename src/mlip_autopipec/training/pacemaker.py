@@ -36,6 +36,7 @@ from mlip_autopipec.core.process import ExecutableNotFoundError, resolve_executa
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.training.dataset import TEST, TRAIN, DatasetBuilder, LabeledStructure
 from mlip_autopipec.training.inputs import (
+    ACTIVE_SET_ATOM_SHARE,
     DataFiles,
     FitStart,
     StartMode,
@@ -160,6 +161,26 @@ def train_atoms_per_element(structures: Sequence[LabeledStructure]) -> dict[str,
     return counts
 
 
+def distinct_environments(structures: Sequence[LabeledStructure], cutoff: float) -> dict[str, int]:
+    """Training atoms per element whose neighbourhood within `cutoff` differs from every other
+    one's (neighbour elements and distances to 0.01 Å): the rows pace_activeset can use."""
+    from ase.neighborlist import neighbor_list
+
+    seen: dict[str, set[tuple[tuple[str, float], ...]]] = {}
+    for structure in structures:
+        if structure.split != TRAIN:
+            continue
+        atoms = structure.atoms
+        centres, neighbours, distances = neighbor_list("ijd", atoms, cutoff)
+        symbols = atoms.get_chemical_symbols()
+        shells: list[list[tuple[str, float]]] = [[] for _ in symbols]
+        for centre, neighbour, distance in zip(centres, neighbours, distances, strict=True):
+            shells[centre].append((symbols[neighbour], round(float(distance), 2)))
+        for symbol, shell in zip(symbols, shells, strict=True):
+            seen.setdefault(symbol, set()).add(tuple(sorted(shell)))
+    return {symbol: len(environments) for symbol, environments in seen.items()}
+
+
 def staging_folder(target_dir: Path) -> Path:
     return target_dir.with_name(target_dir.name + STAGING_SUFFIX)
 
@@ -206,9 +227,19 @@ class PacemakerWrapper:
         else:
             staging, start, fit_seconds = self._fit(structures, builder, target_dir, previous)
             _mark_done(staging, fingerprint, start, fit_seconds)
-        self._run_helper(
-            "pace_activeset", [*self.profile.activeset, "-d", FITTING_DATA_INFO, POTENTIAL], staging
-        )
+        try:
+            self._run_helper(
+                "pace_activeset",
+                [*self.profile.activeset, "-d", FITTING_DATA_INFO, POTENTIAL],
+                staging,
+            )
+        except TrainingError:
+            smaller = self._basis_for_a_singular_active_set(structures, staging)
+            if smaller is None:
+                raise
+            capped = self.training.model_copy(update={"number_of_functions_per_element": smaller})
+            wrapper = PacemakerWrapper(capped, self.elements, self.profile)
+            return wrapper.fit(structures, builder, target_dir, previous)
         self._run_helper(
             "pace_yaml2yace", [*self.profile.yaml2yace, POTENTIAL, "-o", YACE], staging
         )
@@ -352,6 +383,30 @@ class PacemakerWrapper:
                 f"see {log}{_tail(log)}"
             )
         return seconds
+
+    def _basis_for_a_singular_active_set(
+        self, structures: Sequence[LabeledStructure], staging: Path
+    ) -> int | None:
+        """Fewer functions per element when pace_activeset found its projection matrix
+        singular: the training atoms of an element had fewer distinct environments than
+        functions (a perfect crystal's atoms are all alike, its strained anchors nearly so).
+        None when that was not the failure or no smaller basis is left."""
+        log = staging / "pace_activeset.log"
+        if "singular" not in (log.read_text(errors="replace") if log.is_file() else ""):
+            return None
+        functions = self.training.number_of_functions_per_element
+        distinct = min(distinct_environments(structures, self.training.cutoff).values(), default=0)
+        smaller = min(int(ACTIVE_SET_ATOM_SHARE * distinct), functions * 3 // 4)
+        if smaller < 1:
+            return None
+        logger.warning(
+            "pace_activeset: singular projections with %d functions per element (%d distinct "
+            "training environments of the scarcest element): fitting again with %d",
+            functions,
+            distinct,
+            smaller,
+        )
+        return smaller
 
     def _run_helper(self, name: str, argv: list[str], staging: Path) -> None:
         stdout, stderr = f"{name}.out", f"{name}.log"
