@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +29,18 @@ from mlip_autopipec.orchestration.validation_dft import (
     validation_layout,
 )
 from mlip_autopipec.training.pacemaker import TrainingResult
-from mlip_autopipec.validation.alloys import AlloySide, compare_alloys
+from mlip_autopipec.validation.alloys import AlloySide
 from mlip_autopipec.validation.calculator import (
     alloy_calculator_side,
     calculator_side,
     potential_calculator,
 )
-from mlip_autopipec.validation.checks import Check
-from mlip_autopipec.validation.evaluate import SideProperties, compare
+from mlip_autopipec.validation.evaluate import SideProperties
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
 from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
 from mlip_autopipec.validation.score import candidate_score
 from mlip_autopipec.validation.structures import ValidationPlan
+from mlip_autopipec.validation.table import full_table
 
 logger = logging.getLogger(__name__)
 
@@ -102,25 +102,13 @@ def candidate_document(potential: PotentialSides, reference: DFTReference) -> di
     """The table rows of every material (each naming its composition when there are
     several), every check, and the score; the main material's sides in full, the others'
     beside them."""
-    rows, mine, theirs = [], [], []
-    pure: dict[str, tuple[SideProperties, SideProperties]] = {}
-    for side, material in zip(potential.materials, reference.materials, strict=True):
-        composition = material.scan.composition
-        rows += compare(side, material.side, composition)
-        mine += named(side.checks, composition)
-        theirs += named(material.side.checks, composition)
-        pure[composition] = (side, material.side)
-    if reference.alloys:
-        dft_alloys = [alloy.side for alloy in reference.alloys]
-        rows += compare_alloys(
-            potential.alloys,
-            dft_alloys,
-            {element: sides[0] for element, sides in pure.items()},
-            {element: sides[1] for element, sides in pure.items()},
-        )
-        for mixed, alloy in zip(potential.alloys, dft_alloys, strict=True):
-            mine += named(mixed.checks, mixed.composition)
-            theirs += named(alloy.checks, alloy.composition)
+    rows, mine, theirs = full_table(
+        [material.scan.composition for material in reference.materials],
+        potential.materials,
+        [material.side for material in reference.materials],
+        potential.alloys,
+        [alloy.side for alloy in reference.alloys],
+    )
     table = [row.as_dict() for row in rows]
     return {
         "comparisons": table,
@@ -137,13 +125,6 @@ def candidate_document(potential: PotentialSides, reference: DFTReference) -> di
             for side, alloy in zip(potential.alloys, reference.alloys, strict=True)
         ],
     }
-
-
-def named(checks: list[Check], composition: str) -> list[Check]:
-    """The checks of one material, each naming it (in a campaign of several)."""
-    if not composition:
-        return list(checks)
-    return [replace(check, name=f"{composition}: {check.name}") for check in checks]
 
 
 def _material_sides(composition: str, potential: Any, dft: Any) -> dict[str, Any]:
