@@ -21,7 +21,7 @@ import yaml
 from ase import Atoms, units
 from ase.build import bulk
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import Stationary
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
@@ -74,13 +74,12 @@ def cubic_cell(config: MLIPConfig, fractions: dict[str, float], rng: np.random.G
 
 
 def snapshot(start: Atoms, temperature: float, seed: int) -> Atoms:
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from chgnet.model.dynamics import CHGNetCalculator
 
     atoms = start.copy()
     atoms.calc = CHGNetCalculator(use_device="cpu")
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature, rng=rng)
     Stationary(atoms)
     dynamics = Langevin(atoms, 2 * units.fs, temperature_K=temperature,
                         friction=0.02 / units.fs, fixcm=False, rng=rng)  # fmt: skip

@@ -87,6 +87,8 @@ def test_ordered_cells_are_the_smallest_that_hold_the_composition() -> None:
     assert repeats == 2 and sorted(quarter.get_chemical_symbols()) == ["Ge", "Si", "Si", "Si"]
     fcc, repeats = ordered_alloy(bulk("Cu", "fcc", a=3.6), {"Cu": 0.25, "Au": 0.75})
     assert repeats == 4 and fcc.get_chemical_symbols().count("Au") == 3
+    third, repeats = ordered_alloy(diamond, {"Si": 0.667, "Ge": 0.333})  # as a user writes 1/3
+    assert repeats == 3 and third.get_chemical_symbols().count("Ge") == 2
     random = random_alloy(bulk("Cu", "fcc", a=3.6).repeat(2), {"Cu": 0.25, "Au": 0.75})
     assert random.get_chemical_symbols().count("Au") == 6
 

@@ -15,6 +15,7 @@ pure element at its own equilibrium: E_mix = E(alloy) - sum_el x_el E0(el).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -34,7 +35,18 @@ from mlip_autopipec.validation.structures import (
     with_mesh_of,
 )
 
-ORDERED_REPEATS = ((1, 1, 1), (1, 1, 2), (1, 2, 2), (2, 2, 2), (2, 2, 4), (2, 4, 4), (4, 4, 4))
+# Repeats of the primitive cell tried for an ordered alloy, fewest cells first (along the
+# third axis first, so that hcp keeps its in-plane a).
+logger = logging.getLogger(__name__)
+
+ORDERED_REPEATS = tuple(
+    sorted(
+        [(1, 1, 1), (1, 1, 2), (1, 1, 3), (1, 2, 2), (1, 2, 3), (2, 2, 2), (1, 3, 3),
+         (2, 2, 3), (2, 2, 4), (2, 3, 3), (3, 3, 3), (2, 4, 4), (4, 4, 4)],
+        key=lambda repeats: int(np.prod(repeats)),
+    )
+)  # fmt: skip
+FRACTION_TOLERANCE = 1e-3  # sites: 0.333 of 6 sites is 2
 RANDOM_ATOMS = 8  # at least, in the random cell
 RANDOM_SEED = 0
 RANDOM = "random"
@@ -80,7 +92,11 @@ def alloy_plans(
     for fractions in compositions:
         vegard = sum(x * pure_scans[element].lattice_constant for element, x in fractions.items())
         scale = vegard / parent.lattice_constant
-        ordered, repeats = ordered_alloy(parent.primitive, fractions)
+        try:
+            ordered, repeats = ordered_alloy(parent.primitive, fractions)
+        except ValueError as error:
+            logger.warning("alloy validation: %s; left out", error)
+            continue
         ordered.set_cell(ordered.cell.array * scale, scale_atoms=True)
         scan = ValidationPlan(
             ordered,
@@ -133,9 +149,10 @@ def random_alloy(cell: Atoms, fractions: Mapping[str, float]) -> Atoms:
 
 def site_counts(fractions: Mapping[str, float], n_sites: int) -> dict[str, int] | None:
     counts = {el: x * n_sites for el, x in fractions.items()}
-    if any(abs(n - round(n)) > 1e-6 for n in counts.values()):
+    if any(abs(n - round(n)) > FRACTION_TOLERANCE * n_sites for n in counts.values()):
         return None
-    return {el: int(round(n)) for el, n in counts.items()}
+    whole = {el: int(round(n)) for el, n in counts.items()}
+    return whole if sum(whole.values()) == n_sites else None
 
 
 def alloy_side(side: str, plan: AlloyPlan, equilibrium: Equilibrium, random: Results) -> AlloySide:
