@@ -29,6 +29,7 @@ from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.composition import composition, formula
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import label_selected
+from mlip_autopipec.training.pacemaker import reference_energies
 
 SEED = 2026  # not the generator's seed: other arrangements and displacements
 RATTLE = 0.1  # Å
@@ -119,6 +120,8 @@ def errors(potential: Path, frames: list[Atoms]) -> dict[str, tuple[list[float],
     from mlip_autopipec.core.quiet_imports import pyace_calculator
 
     calculator = pyace_calculator(str(potential))
+    # the potential leaves out pacemaker's per-element reference energies: add them back
+    references = reference_energies(potential.with_suffix(".yaml"))
     found: dict[str, tuple[list[float], list[float]]] = {}
     for reference in frames:
         atoms = as_computed(reference)
@@ -126,7 +129,8 @@ def errors(potential: Path, frames: list[Atoms]) -> dict[str, tuple[list[float],
         name = formula(composition(reference.get_chemical_symbols()))
         forces, energies = found.setdefault(name, ([], []))
         forces.extend((atoms.get_forces() - reference.get_forces()).ravel())
-        energy = atoms.get_potential_energy() - reference.get_potential_energy()
+        total = atoms.get_potential_energy() + sum(references[el] for el in atoms.symbols)
+        energy = total - reference.get_potential_energy()
         energies.append(energy / len(atoms))
     return found
 
