@@ -14,6 +14,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlip_autopipec.config import AnchorsConfig, GenerationConfig, InferenceConfig, SystemConfig
 from mlip_autopipec.config.loader import config_from_dict
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.composition import composition
 from mlip_autopipec.dft.inputs import kpoint_mesh
 from mlip_autopipec.generation import StructureBuilder
 from mlip_autopipec.generation.anchors import (
@@ -159,6 +160,7 @@ def test_volume_scans_come_from_the_labeled_volume_anchors(
     (scan,) = volume_scans(opened)
     assert scan.reference_volume == pytest.approx(reference)
     assert scan.lattice_scale() == pytest.approx(1.02 ** (1 / 3), rel=1e-3)
+    assert scan.composition == composition(["Si"])
 
 
 def test_validation_never_recomputes_an_anchor() -> None:
@@ -197,3 +199,31 @@ def test_labels_of_other_dft_settings_are_never_mixed(
     config_dict["dft"]["kspacing"] = 0.3
     with pytest.raises(DFTSettingsChanged, match=r"other dft settings \(kspacing"):
         check_same_dft_settings(campaign(tmp_path, config_dict))
+
+
+def scan_with_minimum_at(element: str, a: float, factor: float) -> VolumeScan:
+    """An E-V scan of the diamond crystal built at `a` whose minimum lies at `factor` * a."""
+    reference = bulk(element, "diamond", a=a).get_volume() / 2
+    volumes = [reference * f for f in (0.92, 0.96, 1.0, 1.04, 1.08)]
+    energies = [0.5 * (v / (factor**3 * reference) - 1) ** 2 for v in volumes]
+    return VolumeScan(reference, volumes, energies, composition((element,)))
+
+
+def test_alloy_md_starts_at_vegards_law_of_the_dft_lattice_constants() -> None:
+    """Each pure crystal (a vacancy cell too) at its own scan's equilibrium; an alloy at the
+    fraction-weighted mean of the DFT lattice constants, not at one end member's factor."""
+    from mlip_autopipec.inference.planning import lattice_factor
+
+    si, ge = scan_with_minimum_at("Si", 5.43, 1.005), scan_with_minimum_at("Ge", 5.66, 1.01)
+    scans = [si, ge]
+    assert si.lattice_scale() == pytest.approx(1.005, rel=2e-3)
+    assert ge.lattice_scale() == pytest.approx(1.01, rel=2e-3)
+    a_alloy = 0.75 * 5.43 + 0.25 * 5.66  # Si0.75Ge0.25 as the generator builds it
+    volume = a_alloy**3 / 8
+    alloy = composition(["Si"] * 6 + ["Ge"] * 2)
+    dft_vegard = 0.75 * 5.43 * si.lattice_scale() + 0.25 * 5.66 * ge.lattice_scale()
+    assert lattice_factor(alloy, volume, scans) * a_alloy == pytest.approx(dft_vegard, rel=1e-6)
+    # A Si vacancy cell's volume per atom lies nearer Ge's scan; its own composition decides.
+    si_vacancy_volume = 5.43**3 / 7
+    factor = lattice_factor(composition(["Si"] * 7), si_vacancy_volume, scans)
+    assert factor == pytest.approx(si.lattice_scale())

@@ -264,3 +264,90 @@ def test_picks_go_to_the_compositions_with_the_fewest_explored_structures(
     assert balanced_shares({pure_si: 3}, {pure_si: 50}, 8) == {pure_si: 3}
     only_si = [row for row in survivors if set(row.atoms.get_chemical_symbols()) == {"Si"}]
     assert _composition_shares(database, only_si, 4) == [(list(range(6)), 4)]
+
+
+def test_no_composition_is_left_below_half_an_even_share_of_the_labels() -> None:
+    """Two pure crystals with 17 anchors each and three alloys with none: the alloys are
+    served first until each holds half an even share (1/10 of five compositions)."""
+    from mlip_autopipec.core.composition import balanced_shares, composition
+
+    si, ge = composition(["Si"]), composition(["Ge"])
+    alloys = [composition(["Si"] * (8 - n) + ["Ge"] * n) for n in (2, 4, 6)]
+    available = dict.fromkeys([si, ge, *alloys], 50)
+    sent = {si: 17, ge: 17}
+    shares = balanced_shares(available, {}, 32, sent)
+    total = 34 + 32
+    assert sum(shares.values()) == 32
+    assert all(shares[alloy] >= 0.1 * total for alloy in alloys), shares
+    # Once every composition holds its floor, the fewest explored get the next picks.
+    assert (
+        balanced_shares(available, {si: 3}, 4, {si: 20, ge: 20, **dict.fromkeys(alloys, 20)})[ge]
+        == 1
+    )
+
+
+def cache_surrogate_results(campaign: Campaign, row_ids: list[int]) -> None:
+    """Surrogate values as the pre-screen and selection read them, without loading a model."""
+    from mlip_autopipec.surrogate import SurrogatePipeline
+
+    config = campaign.config
+    identity = SurrogatePipeline(config.exploration, config.system.elements).identity
+    results = {
+        keys.SURROGATE_MODEL: identity,
+        keys.SURROGATE_ENERGY: -5.0,
+        keys.SURROGATE_MAX_FORCE: 0.1,
+    }
+    campaign.database.annotate(
+        dict.fromkeys(row_ids, results),
+        {row_id: {keys.DESCRIPTOR: [float(row_id), 0.0]} for row_id in row_ids},
+    )
+
+
+def test_a_short_iteration_is_topped_up_from_earlier_unpicked_candidates(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """MD gave one candidate for four picks: three more come from iteration 0's unpicked
+    candidates (never a rejected one), counted as picks of iteration 1 where they were
+    picked, kept in iteration 0 where they were made; a rerun picks nothing more."""
+    from mlip_autopipec.orchestration.exploration import picks_by_composition, select_candidates
+
+    config_dict["exploration"] = {
+        "selection": {"method": "random", "n_select": 4},
+        "surrogate": {"max_force": 1000.0, "max_energy_above_min": 100.0},
+    }
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    database = campaign.database
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+
+    def cells(count: int, shift: float) -> list[Any]:
+        result = []
+        for k in range(count):
+            atoms = si.copy()
+            atoms.positions[0, 0] += shift + 0.01 * k
+            result.append(atoms)
+        return result
+
+    earlier = database.add_structures(cells(5, 0.1), keys.CANDIDATE, 0, "builder:rattle")
+    rejected = database.add_structures(cells(1, 0.2), keys.REJECTED, 0, "builder:rattle")
+    own = database.add_structures(cells(1, 0.3), keys.CANDIDATE, 1, "md:extract")
+    cache_surrogate_results(campaign, earlier + rejected + own)
+
+    summary = select_candidates(campaign, 1)
+    assert (summary.selected, summary.topped_up, summary.selected_in_iteration) == (4, 3, 4)
+    picked = database.select(**{keys.STATUS: keys.SELECTED})
+    assert own[0] in {row.id for row in picked}
+    assert {row.id for row in picked} <= set(earlier + own)
+    assert {row.key_value_pairs[keys.SELECTION_ITERATION] for row in picked} == {1}
+    assert sorted(row.key_value_pairs[keys.SELECTION_RANK] for row in picked) == [0, 1, 2, 3]
+    assert sorted(row.iteration for row in picked) == [0, 0, 0, 1]
+    assert picks_by_composition(database, 1) == {"Si": 4}
+    assert picks_by_composition(database, 0) == {}
+
+    again = select_candidates(campaign, 1)
+    assert (again.selected, again.selected_in_iteration) == (0, 4)
+    # Iteration 2 has no candidates of its own: the two left from iteration 0 are its picks.
+    second = select_candidates(campaign, 2)
+    assert (second.selected, second.topped_up) == (2, 2)
+    assert SelectSummary(iteration=2, selected=2, topped_up=2).describe() == (
+        "pre-screened out 0, selected 2 (2 from earlier candidates)"
+    )

@@ -31,16 +31,35 @@ def formula(key: Composition) -> str:
 
 
 def balanced_shares(
-    available: Mapping[Composition, int], have: Mapping[Composition, int], wanted: int
+    available: Mapping[Composition, int],
+    have: Mapping[Composition, int],
+    wanted: int,
+    sent: Mapping[Composition, int] | None = None,
 ) -> dict[Composition, int]:
-    """Picks per composition: one at a time to the composition with the fewest structures so
-    far (`have` plus what it was given), among those with candidates left; ties in
-    composition order. Every composition with candidates is covered before any gets a
-    second pick beyond the others."""
+    """Picks per composition, one at a time, among the compositions with candidates left.
+
+    A composition below half an even share of everything sent to DFT (`sent`, counted with
+    the picks given so far) is served first, the furthest below first: no composition is left
+    with a sliver of the labels. Otherwise the pick goes to the composition with the fewest
+    structures so far (`have` plus what it was given); ties in composition order.
+    """
+    if not available:
+        return {}
+    sent = sent or {}
+    floor = 1.0 / (2 * len(set(available) | set(sent)))
     given = dict.fromkeys(available, 0)
-    for _ in range(min(wanted, sum(available.values()))):
+    for step in range(min(wanted, sum(available.values()))):
         open_ = [key for key in sorted(available) if given[key] < available[key]]
-        chosen = min(open_, key=lambda key: have.get(key, 0) + given[key])
+        total = sum(sent.values()) + step + 1
+
+        def shortfall(key: Composition, total: int = total) -> float:
+            return floor * total - sent.get(key, 0) - given[key]
+
+        short = [key for key in open_ if shortfall(key) > 0]
+        if short:
+            chosen = max(short, key=shortfall)
+        else:
+            chosen = min(open_, key=lambda key: have.get(key, 0) + given[key])
         given[chosen] += 1
     return {key: count for key, count in given.items() if count}
 

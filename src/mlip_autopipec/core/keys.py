@@ -18,6 +18,9 @@ SURROGATE_MODEL: Final = "surrogate_model"
 SURROGATE_ENERGY: Final = "surrogate_energy"  # eV/atom predicted by the surrogate
 SURROGATE_MAX_FORCE: Final = "surrogate_max_force"  # eV/Å predicted by the surrogate
 SELECTION_RANK: Final = "selection_rank"  # order of a pick within its iteration
+# The iteration that picked it; differs from ITERATION (where it was made) for a pick topped up
+# from an earlier iteration's candidates. Picks stored before it existed: their ITERATION.
+SELECTION_ITERATION: Final = "selection_iteration"
 SELECTION_DISTANCE: Final = "selection_distance"  # its distance to earlier picks / labeled data
 DESCRIPTOR: Final = "descriptor"  # row data: the surrogate's descriptor vector
 SELECTION_METHOD: Final = "selection_method"  # maxvol, fps, random or kmedoids

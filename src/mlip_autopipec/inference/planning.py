@@ -43,6 +43,7 @@ class VolumeScan:
     reference_volume: float  # Å^3/atom
     volumes: list[float]  # Å^3/atom
     energies: list[float]  # eV/atom
+    composition: Composition = ()  # of the crystal; () when unknown
 
     def lattice_scale(self) -> float:
         """Linear factor from the reference cell to the DFT equilibrium: the minimum of a
@@ -198,11 +199,35 @@ def md_start(candidate: StartCandidate, scans: Sequence[VolumeScan] = ()) -> Ato
 
 def equilibrium_cell(atoms: Atoms, scans: Sequence[VolumeScan]) -> np.ndarray:
     """The unstrained cell the structure was made from (its k-point cell; its own cell when
-    it has none), scaled by the lattice factor of the E-V scan of the nearest reference volume.
-    Fractional positions are kept, so a rattle survives and a pure strain disappears."""
+    it has none), scaled to the DFT equilibrium (see `lattice_factor`). Fractional positions
+    are kept, so a rattle survives and a pure strain disappears."""
     cell = np.asarray(atoms.info.get(KPOINT_CELL, atoms.cell.array), dtype=float)
     if not scans or KPOINT_CELL not in atoms.info:
         return cell
     per_atom = abs(float(np.linalg.det(cell))) / len(atoms)
-    scan = min(scans, key=lambda s: abs(np.log(s.reference_volume / per_atom)))
-    return cell * scan.lattice_scale()
+    return cell * lattice_factor(composition(atoms.get_chemical_symbols()), per_atom, scans)
+
+
+def lattice_factor(key: Composition, volume_per_atom: float, scans: Sequence[VolumeScan]) -> float:
+    """Linear factor from a generator cell to the DFT equilibrium of its composition.
+
+    A crystal with a scan of its own composition: that scan's factor (of the scan nearest in
+    volume when there are several). An alloy of scanned pure elements, built at Vegard's law
+    of `system.lattice_constants`: Vegard's law of the DFT lattice constants, i.e. the
+    fraction-weighted mean of the pure factors weighted by their lattice lengths. Else: the
+    factor of the scan nearest in volume.
+    """
+    own = [scan for scan in scans if scan.composition == key]
+    if own:
+        return _nearest(own, volume_per_atom).lattice_scale()
+    pure = {scan.composition[0][0]: scan for scan in scans if len(scan.composition) == 1}
+    if key and all(element in pure for element, _ in key):
+        lengths = {element: pure[element].reference_volume ** (1 / 3) for element, _ in key}
+        built = sum(x * lengths[element] for element, x in key)
+        relaxed = sum(x * lengths[element] * pure[element].lattice_scale() for element, x in key)
+        return relaxed / built
+    return _nearest(scans, volume_per_atom).lattice_scale()
+
+
+def _nearest(scans: Sequence[VolumeScan], volume_per_atom: float) -> VolumeScan:
+    return min(scans, key=lambda s: abs(np.log(s.reference_volume / volume_per_atom)))

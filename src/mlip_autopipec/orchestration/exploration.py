@@ -62,6 +62,7 @@ class SelectionSummary:
     warm_start: int = 0
     selected: int = 0
     selected_in_iteration: int = 0
+    topped_up: int = 0  # picks from earlier iterations' candidates (see `_select`)
     method: str | None = None
 
     @property
@@ -160,18 +161,25 @@ def select_phase(
         iteration=iteration,
         prescreened_out=summary.prescreened,
         selected=selected,
+        topped_up=summary.topped_up,
         method=summary.method,
         by_composition=picks_by_composition(campaign.database, iteration),
     )
 
 
 def picks_by_composition(database: DatabaseManager, iteration: int) -> dict[str, int]:
-    """The iteration's structures sent to DFT (selected, labeled or failed), per formula."""
+    """The structures the iteration sent to DFT (selected, labeling, labeled or failed; a
+    pick topped up from an earlier iteration counts where it was picked), per formula."""
     counts: Counter[str] = Counter()
     for status in (keys.SELECTED, keys.LABELING, keys.LABELED, keys.FAILED):
-        for row in database.select(**{keys.STATUS: status, keys.ITERATION: iteration}):
-            counts[formula(composition(row.atoms.get_chemical_symbols()))] += 1
+        for row in database.select(**{keys.STATUS: status}):
+            if _sent_in(row) == iteration:
+                counts[formula(composition(row.atoms.get_chemical_symbols()))] += 1
     return dict(counts)
+
+
+def _sent_in(row: StructureRecord) -> int:
+    return int(row.key_value_pairs.get(keys.SELECTION_ITERATION, row.iteration))
 
 
 def _passing_filters(
@@ -352,54 +360,137 @@ def _select(
     on_progress: ProgressCallback | None,
 ) -> None:
     """Up to n_select picks among the survivors, by the configured method; never more than
-    n_select in the iteration however often this runs (reruns continue the count)."""
+    n_select in the iteration however often this runs (reruns continue the count).
+
+    When the iteration's own candidates give fewer (MD found few new environments), the rest
+    is picked by the same method among the candidates earlier iterations left unpicked: the
+    DFT budget of an iteration is spent on what the current fit knows least, not dropped.
+    """
     database = campaign.database
-    already = database.count(selection=keys.SELECTION_RANK, **{keys.ITERATION: summary.iteration})
+    already = len(_picks_of(database, summary.iteration))
     wanted = resolve_n_select(campaign.config) - already
     summary.selected_in_iteration = already
-    if wanted <= 0 or not survivors:
+    if wanted <= 0:
         return
     method, fit = _method_and_fit(campaign, summary.iteration)
     summary.method = method
     _report(on_progress, "selecting", 0, wanted)
-    picks = []
-    for members, count in _composition_shares(database, survivors, wanted):
-        subset = [survivors[index] for index in members]
+    picks = _picks_among(campaign, pipeline, survivors, wanted, method, fit, summary, on_progress)
+    _mark_selected(database, picks, already, method, summary.iteration)
+    summary.selected = len(picks)
+    earlier = []
+    if len(picks) < wanted:
+        earlier = _earlier_candidates(database, pipeline, summary.iteration, on_progress)
+    if earlier:
+        more = _picks_among(
+            campaign, pipeline, earlier, wanted - len(picks), method, fit, summary, on_progress
+        )
+        _mark_selected(database, more, already + len(picks), method, summary.iteration)
+        summary.topped_up = len(more)
+        summary.selected += len(more)
+        logger.info(
+            "iteration %d: %d picks among its own %d candidates, %d more among %d left by "
+            "earlier iterations",
+            summary.iteration,
+            len(picks),
+            len(survivors),
+            len(more),
+            len(earlier),
+        )
+    summary.selected_in_iteration = already + summary.selected
+    _report(on_progress, "selecting", summary.selected, wanted)
+
+
+def _picks_of(database: DatabaseManager, iteration: int) -> list[StructureRecord]:
+    return [
+        row for row in database.select(selection=keys.SELECTION_RANK) if _sent_in(row) == iteration
+    ]
+
+
+def _picks_among(
+    campaign: Campaign,
+    pipeline: SurrogatePipeline,
+    rows: Sequence[StructureRecord],
+    wanted: int,
+    method: str,
+    fit: TrainingResult | None,
+    summary: SelectionSummary,
+    on_progress: ProgressCallback | None,
+) -> list[tuple[StructureRecord, Pick]]:
+    """(row, pick) by `method`, the picks shared out over the compositions."""
+    picks: list[tuple[StructureRecord, Pick]] = []
+    if not rows:
+        return picks
+    for members, count in _composition_shares(campaign.database, rows, wanted):
+        subset = [rows[index] for index in members]
         if method == "maxvol" and fit is not None:
             found = _maxvol_picks(subset, fit, count)
         elif method == "fps":
-            found = _fps_picks(database, pipeline, subset, count, summary, on_progress)
+            found = _fps_picks(campaign.database, pipeline, subset, count, summary, on_progress)
         else:
             found = _representative_picks(campaign.config, method, subset, count, summary.iteration)
-        picks += [Pick(members[pick.index], pick.extra) for pick in found]
-    for rank, pick in enumerate(picks):
-        extra = {keys.SELECTION_RANK: already + rank, keys.SELECTION_METHOD: method, **pick.extra}
-        database.set_status([survivors[pick.index].id], keys.SELECTED, extra_keys=extra)
-    summary.selected = len(picks)
-    summary.selected_in_iteration = already + summary.selected
-    _report(on_progress, "selecting", summary.selected, wanted)
+        picks += [(subset[pick.index], pick) for pick in found]
+    return picks
+
+
+def _mark_selected(
+    database: DatabaseManager,
+    picks: Sequence[tuple[StructureRecord, Pick]],
+    first_rank: int,
+    method: str,
+    iteration: int,
+) -> None:
+    for rank, (row, pick) in enumerate(picks, start=first_rank):
+        extra = {
+            keys.SELECTION_RANK: rank,
+            keys.SELECTION_METHOD: method,
+            keys.SELECTION_ITERATION: iteration,
+            **pick.extra,
+        }
+        database.set_status([row.id], keys.SELECTED, extra_keys=extra)
+
+
+def _earlier_candidates(
+    database: DatabaseManager,
+    pipeline: SurrogatePipeline,
+    iteration: int,
+    on_progress: ProgressCallback | None,
+) -> list[StructureRecord]:
+    """Candidates of earlier iterations still unpicked: they passed their iteration's filters
+    and pre-screen (the rest are `rejected`); a surrogate result that is missing or from
+    another model is computed first, as descriptors and caches must be this pipeline's."""
+    rows = [row for row in _rows_with_status(database, keys.CANDIDATE) if row.iteration < iteration]
+    stale = [row for row in rows if not _has_cache(row, pipeline.identity)]
+    if stale:
+        _evaluate(database, pipeline, stale, on_progress)
+        rows = _records(database, (row.id for row in rows))
+    return [
+        row for row in rows if row.status == keys.CANDIDATE and _has_cache(row, pipeline.identity)
+    ]
 
 
 def _composition_shares(
     database: DatabaseManager, survivors: Sequence[StructureRecord], wanted: int
 ) -> list[tuple[list[int], int]]:
     """(survivor indices, picks) per composition. With one composition: all of them, every
-    pick. With several, picks go where the fewest explored structures are (selected, labeling
-    or labeled, anchors not counted: they are the same fixed set for every crystal), so that
-    every composition is labeled; within one, the method picks."""
+    pick. With several, see `balanced_shares`: no composition falls below half an even share
+    of what was sent to DFT (anchors included), and beyond that picks go where the fewest
+    explored structures are (anchors not counted: they are the same fixed set for every
+    crystal); within one composition, the method picks."""
     groups: dict[Composition, list[int]] = {}
     for index, row in enumerate(survivors):
         groups.setdefault(composition(row.atoms.get_chemical_symbols()), []).append(index)
     if len(groups) == 1:
         return [(next(iter(groups.values())), wanted)]
-    explored = Counter(
-        composition(row.atoms.get_chemical_symbols())
+    sent_rows = [
+        (composition(row.atoms.get_chemical_symbols()), row.origin)
         for status in WARM_START_STATUSES
         for row in _rows_with_status(database, status)
-        if row.origin not in ANCHOR_ORIGINS
-    )
+    ]
+    sent = Counter(key for key, _ in sent_rows)
+    explored = Counter(key for key, origin in sent_rows if origin not in ANCHOR_ORIGINS)
     available = {key: len(members) for key, members in groups.items()}
-    shares = balanced_shares(available, explored, wanted)
+    shares = balanced_shares(available, explored, wanted, sent)
     return [(groups[key], count) for key, count in sorted(shares.items())]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from ase import Atoms, units
 
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.composition import composition
 from mlip_autopipec.core.database import StructureError, validate_structure
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS, ANCHOR_VOLUME
@@ -151,6 +152,7 @@ def volume_scans(campaign: Campaign) -> list[VolumeScan]:
                 reference_volume=reference / n_atoms,
                 volumes=[atoms.get_volume() / n_atoms for atoms in members],
                 energies=[atoms.get_potential_energy() / n_atoms for atoms in members],
+                composition=composition(members[0].get_chemical_symbols()),
             )
         )
     return scans

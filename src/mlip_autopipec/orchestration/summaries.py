@@ -212,19 +212,24 @@ class SelectSummary(_Summary):
     selected: int = 0
     method: str | None = None
     by_composition: dict[str, int] = field(default_factory=dict)  # picks per formula
+    topped_up: int = 0  # of `selected`, picked among earlier iterations' unpicked candidates
 
     def describe(self) -> str:
         by = f" by {self.method}" if self.method else ""
         picks = per_composition(self.by_composition)
-        return f"pre-screened out {self.prescreened_out}, selected {self.selected}{by}{picks}"
+        earlier = f" ({self.topped_up} from earlier candidates)" if self.topped_up else ""
+        return (
+            f"pre-screened out {self.prescreened_out}, selected {self.selected}{by}{earlier}{picks}"
+        )
 
     def stop_reason(self) -> str | None:
         if self.selected:
             return None
         maxvol = " and grew the potential's active set" if self.method == "maxvol" else ""
         return (
-            f"iteration {self.iteration}: no extracted environment survived the filters and "
-            f"pre-screening{maxvol}, so there is nothing new to label"
+            f"iteration {self.iteration}: no extracted environment, nor any candidate left by "
+            f"earlier iterations, survived the filters and pre-screening{maxvol}, so there is "
+            "nothing new to label"
         )
 
 
