@@ -32,7 +32,7 @@ def strained_si(scale: float, rattle: float, seed: int) -> Atoms:
     return atoms
 
 
-def training_structures(campaign: TrainedCampaign, count: int) -> list[Atoms]:
+def training_structures(campaign: TrainedCampaign, count: int | None = None) -> list[Atoms]:
     """8-atom cells the potential was fitted on (their atoms built its active set)."""
     rows = open_database(campaign.config).select(**{keys.STATUS: keys.LABELED, keys.SPLIT: "train"})
     cells = [row.atoms for row in rows if len(row.atoms) == 8][:count]
@@ -62,6 +62,9 @@ def test_maxvol_picks_only_what_grows_the_active_set_most_novel_first(
     pool = candidate_pool(trained_campaign)
     gammas = max_gammas(trained_campaign, pool)
     assert all(g <= GAMMA_TOLERANCE for g in gammas[:3]), gammas  # inside the active set
+    # Every training cell, the worst-fitted ones too: pace_activeset runs with -a.
+    trained = max_gammas(trained_campaign, training_structures(trained_campaign))
+    assert max(trained) <= GAMMA_TOLERANCE, trained
     assert gammas[4] > gammas[3] > 1, gammas
     fit = trained_campaign.result
 

@@ -227,3 +227,20 @@ def test_alloy_md_starts_at_vegards_law_of_the_dft_lattice_constants() -> None:
     si_vacancy_volume = 5.43**3 / 7
     factor = lattice_factor(composition(["Si"] * 7), si_vacancy_volume, scans)
     assert factor == pytest.approx(si.lattice_scale())
+
+
+def test_an_equilibrium_between_the_last_two_scan_points_is_found() -> None:
+    """PBE Ge sits 2 % above the experimental lattice constant a user writes: +6.6 % in
+    volume, between the scan's +5 % and its lowest point, +8 %. The fitted minimum counts;
+    a minimum beyond the scan does not."""
+    reference = 20.0
+    volumes = [reference * (1 + s) for s in AnchorsConfig().volume_strains]
+
+    def scan(minimum: float) -> VolumeScan:
+        energies = [0.5 * (v / (minimum * reference) - 1) ** 2 for v in volumes]
+        return VolumeScan(reference, volumes, energies)
+
+    near_end = scan(1.066)
+    assert int(np.argmax(volumes)) == int(np.argmin(near_end.energies))
+    assert near_end.lattice_scale() == pytest.approx(1.066 ** (1 / 3), rel=1e-3)
+    assert scan(1.2).lattice_scale() == 1.0

@@ -77,6 +77,7 @@ def test_programs_are_found_next_to_this_python_without_path(
     assert Path(found).parent == Path(sys.executable).parent
     profile = PacemakerProfile.from_config(TrainingConfig())
     assert Path(profile.activeset[0]).name == "pace_activeset"
+    assert profile.activeset[1:] == ("-a",)  # every training atom may enter the active set
     assert Path(profile.yaml2yace[0]).name == "pace_yaml2yace"
 
 

@@ -47,19 +47,20 @@ class VolumeScan:
 
     def lattice_scale(self) -> float:
         """Linear factor from the reference cell to the DFT equilibrium: the minimum of a
-        Birch-Murnaghan fit, or the lowest point when the fit's minimum is not inside the scan.
-        A lowest point at an end of the scan is no equilibrium: then the reference (1.0)."""
+        Birch-Murnaghan fit when it lies inside the scan (even when the lowest point is its
+        last one), else the lowest point when that is inside. A lowest point at an end of the
+        scan with no fitted minimum inside is no equilibrium: then the reference (1.0)."""
         order = np.argsort(self.volumes)
         lowest = int(np.argmin(np.asarray(self.energies)[order]))
-        if lowest in (0, len(order) - 1):
+        v0 = _fitted_minimum(self.volumes, self.energies) if len(self.volumes) >= 5 else None
+        if v0 is None and lowest in (0, len(order) - 1):
             logger.warning(
                 "the E-V anchors have their lowest energy at an end of the scan: MD starts at "
                 "system.lattice_constant; set it closer to the DFT value"
             )
             return 1.0
-        v0 = self.volumes[order[lowest]]
-        if len(self.volumes) >= 5:
-            v0 = _fitted_minimum(self.volumes, self.energies) or v0
+        if v0 is None:
+            v0 = self.volumes[order[lowest]]
         return float((v0 / self.reference_volume) ** (1 / 3))
 
 

@@ -112,7 +112,11 @@ class PacemakerProfile:
     def from_config(cls, training: TrainingConfig) -> PacemakerProfile:
         return cls(
             pacemaker=(resolve_tool(training.command[0]), *training.command[1:]),
-            activeset=(resolve_tool("pace_activeset"),),
+            # -a: every training atom may enter the active set. By default pace_activeset
+            # leaves out atoms whose force error is an outlier (Q3 + 1.5 IQR), and those are the
+            # rarest environments: the fit's own training structures then grade in the
+            # thousands and MD halts at once on what was just labeled.
+            activeset=(resolve_tool("pace_activeset"), "-a"),
             yaml2yace=(resolve_tool("pace_yaml2yace"),),
             timeout=training.timeout,
         )
