@@ -351,3 +351,42 @@ def test_a_short_iteration_is_topped_up_from_earlier_unpicked_candidates(
     assert SelectSummary(iteration=2, selected=2, topped_up=2).describe() == (
         "pre-screened out 0, selected 2 (2 from earlier candidates)"
     )
+
+
+def test_a_composition_below_its_floor_draws_on_earlier_candidates(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """MD found only Ge environments, but the alloy has no label yet: it gets picks from the
+    candidates iteration 0 left, though Ge's own would fill the batch."""
+    from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS
+    from mlip_autopipec.orchestration.exploration import picks_by_composition, select_candidates
+
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+    config_dict["exploration"] = {
+        "selection": {"method": "random", "n_select": 4},
+        "surrogate": {"max_force": 1000.0, "max_energy_above_min": 100.0},
+    }
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    database = campaign.database
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+
+    def cells(symbols: list[str], count: int, shift: float) -> list[Any]:
+        result = []
+        for k in range(count):
+            atoms = si.copy()
+            atoms.set_chemical_symbols(symbols)
+            atoms.positions[0, 0] += shift + 0.01 * k
+            result.append(atoms)
+        return result
+
+    for symbol, shift in (("Si", 0.0), ("Ge", 0.05)):
+        database.add_structures(cells([symbol] * 8, 5, shift), keys.SELECTED, 0, ANCHOR_ORIGINS[0])
+    alloys = database.add_structures(cells(["Si", "Ge"] * 4, 3, 0.1), keys.CANDIDATE, 0, "alloy")
+    own = database.add_structures(cells(["Ge"] * 8, 6, 0.2), keys.CANDIDATE, 1, "md:extract")
+    cache_surrogate_results(campaign, alloys + own)
+
+    summary = select_candidates(campaign, 1)
+    assert summary.selected == 4 and summary.topped_up >= 1
+    assert picks_by_composition(database, 1).get("Ge0.5Si0.5", 0) >= 1

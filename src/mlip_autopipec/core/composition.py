@@ -46,7 +46,7 @@ def balanced_shares(
     if not available:
         return {}
     sent = sent or {}
-    floor = 1.0 / (2 * len(set(available) | set(sent)))
+    floor = floor_share(len(set(available) | set(sent)))
     given = dict.fromkeys(available, 0)
     for step in range(min(wanted, sum(available.values()))):
         open_ = [key for key in sorted(available) if given[key] < available[key]]
@@ -62,6 +62,23 @@ def balanced_shares(
             chosen = min(open_, key=lambda key: have.get(key, 0) + given[key])
         given[chosen] += 1
     return {key: count for key, count in given.items() if count}
+
+
+def floor_share(compositions: int) -> float:
+    """Half an even share of the labels: the least any composition should hold."""
+    return 1.0 / (2 * compositions)
+
+
+def below_floor(
+    sent: Mapping[Composition, int], compositions: Iterable[Composition]
+) -> set[Composition]:
+    """The compositions (of `compositions` and `sent`) holding less than `floor_share` of
+    everything sent to DFT."""
+    everyone = set(compositions) | set(sent)
+    if not everyone:
+        return set()
+    least = floor_share(len(everyone)) * sum(sent.values())
+    return {key for key in everyone if sent.get(key, 0) < least}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.composition import (
     Composition,
     balanced_shares,
+    below_floor,
     composition,
     formula,
 )
@@ -362,9 +363,11 @@ def _select(
     """Up to n_select picks among the survivors, by the configured method; never more than
     n_select in the iteration however often this runs (reruns continue the count).
 
-    When the iteration's own candidates give fewer (MD found few new environments), the rest
-    is picked by the same method among the candidates earlier iterations left unpicked: the
-    DFT budget of an iteration is spent on what the current fit knows least, not dropped.
+    Candidates earlier iterations left unpicked join in two cases, picked by the same method:
+    those of a composition below its floor (see `balanced_shares`), so that MD finding
+    nothing in an alloy does not leave the alloy without labels; and all of them when the
+    iteration's own candidates give fewer than n_select picks, so that an iteration's DFT
+    budget is spent on what the current fit knows least, not dropped.
     """
     database = campaign.database
     already = len(_picks_of(database, summary.iteration))
@@ -375,29 +378,30 @@ def _select(
     method, fit = _method_and_fit(campaign, summary.iteration)
     summary.method = method
     _report(on_progress, "selecting", 0, wanted)
-    picks = _picks_among(campaign, pipeline, survivors, wanted, method, fit, summary, on_progress)
+    earlier = _earlier_candidates(database, pipeline, summary.iteration, on_progress)
+    short = below_floor(_sent_counts(database)[0], map(_composition_of, [*survivors, *earlier]))
+    pool = [*survivors, *(row for row in earlier if _composition_of(row) in short)]
+    picks = _picks_among(campaign, pipeline, pool, wanted, method, fit, summary, on_progress)
     _mark_selected(database, picks, already, method, summary.iteration)
-    summary.selected = len(picks)
-    earlier = []
     if len(picks) < wanted:
-        earlier = _earlier_candidates(database, pipeline, summary.iteration, on_progress)
-    if earlier:
+        taken = {row.id for row, _ in picks}
+        rest = [row for row in earlier if row.id not in taken]
         more = _picks_among(
-            campaign, pipeline, earlier, wanted - len(picks), method, fit, summary, on_progress
+            campaign, pipeline, rest, wanted - len(picks), method, fit, summary, on_progress
         )
         _mark_selected(database, more, already + len(picks), method, summary.iteration)
-        summary.topped_up = len(more)
-        summary.selected += len(more)
+        picks += more
+    summary.selected = len(picks)
+    summary.topped_up = sum(row.iteration < summary.iteration for row, _ in picks)
+    summary.selected_in_iteration = already + summary.selected
+    if summary.topped_up:
         logger.info(
-            "iteration %d: %d picks among its own %d candidates, %d more among %d left by "
-            "earlier iterations",
+            "iteration %d: %d of %d picks among the %d candidates earlier iterations left",
             summary.iteration,
-            len(picks),
-            len(survivors),
-            len(more),
+            summary.topped_up,
+            summary.selected,
             len(earlier),
         )
-    summary.selected_in_iteration = already + summary.selected
     _report(on_progress, "selecting", summary.selected, wanted)
 
 
@@ -479,19 +483,30 @@ def _composition_shares(
     crystal); within one composition, the method picks."""
     groups: dict[Composition, list[int]] = {}
     for index, row in enumerate(survivors):
-        groups.setdefault(composition(row.atoms.get_chemical_symbols()), []).append(index)
+        groups.setdefault(_composition_of(row), []).append(index)
     if len(groups) == 1:
         return [(next(iter(groups.values())), wanted)]
+    sent, explored = _sent_counts(database)
+    available = {key: len(members) for key, members in groups.items()}
+    shares = balanced_shares(available, explored, wanted, sent)
+    return [(groups[key], count) for key, count in sorted(shares.items())]
+
+
+def _sent_counts(database: DatabaseManager) -> tuple[Counter[Composition], Counter[Composition]]:
+    """Per composition: the structures sent to DFT (selected, labeling or labeled), and of
+    them those explored (anchors not counted)."""
     sent_rows = [
-        (composition(row.atoms.get_chemical_symbols()), row.origin)
+        (_composition_of(row), row.origin)
         for status in WARM_START_STATUSES
         for row in _rows_with_status(database, status)
     ]
     sent = Counter(key for key, _ in sent_rows)
     explored = Counter(key for key, origin in sent_rows if origin not in ANCHOR_ORIGINS)
-    available = {key: len(members) for key, members in groups.items()}
-    shares = balanced_shares(available, explored, wanted, sent)
-    return [(groups[key], count) for key, count in sorted(shares.items())]
+    return sent, explored
+
+
+def _composition_of(row: StructureRecord) -> Composition:
+    return composition(row.atoms.get_chemical_symbols())
 
 
 def _method_and_fit(campaign: Campaign, iteration: int) -> tuple[str, TrainingResult | None]:
