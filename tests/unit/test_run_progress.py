@@ -353,7 +353,7 @@ def test_a_short_iteration_is_topped_up_from_earlier_unpicked_candidates(
     )
 
 
-def test_a_composition_below_its_floor_draws_on_earlier_candidates(
+def test_a_composition_md_did_not_reach_draws_on_earlier_candidates(
     tmp_path: Path, config_dict: dict[str, Any]
 ) -> None:
     """MD found only Ge environments, but the alloy has no label yet: it gets picks from the

@@ -69,18 +69,6 @@ def floor_share(compositions: int) -> float:
     return 1.0 / (2 * compositions)
 
 
-def below_floor(
-    sent: Mapping[Composition, int], compositions: Iterable[Composition]
-) -> set[Composition]:
-    """The compositions (of `compositions` and `sent`) holding less than `floor_share` of
-    everything sent to DFT."""
-    everyone = set(compositions) | set(sent)
-    if not everyone:
-        return set()
-    least = floor_share(len(everyone)) * sum(sent.values())
-    return {key for key in everyone if sent.get(key, 0) < least}
-
-
 @dataclass(frozen=True)
 class EnergyReference:
     """The lowest trusted energy per atom of each pure element and of each composition."""

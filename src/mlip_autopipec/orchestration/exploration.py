@@ -26,7 +26,6 @@ from mlip_autopipec.core import keys
 from mlip_autopipec.core.composition import (
     Composition,
     balanced_shares,
-    below_floor,
     composition,
     formula,
 )
@@ -364,10 +363,11 @@ def _select(
     n_select in the iteration however often this runs (reruns continue the count).
 
     Candidates earlier iterations left unpicked join in two cases, picked by the same method:
-    those of a composition below its floor (see `balanced_shares`), so that MD finding
-    nothing in an alloy does not leave the alloy without labels; and all of them when the
-    iteration's own candidates give fewer than n_select picks, so that an iteration's DFT
-    budget is spent on what the current fit knows least, not dropped.
+    those of each composition the iteration's own candidates do not cover (its MD ran
+    elsewhere or found nothing there; MaxVol then takes only what lies outside the active
+    set), so that picks can reach every composition; and all of them when the iteration's own
+    candidates give fewer than n_select picks, so that an iteration's DFT budget is spent on
+    what the current fit knows least, not dropped.
     """
     database = campaign.database
     already = len(_picks_of(database, summary.iteration))
@@ -379,8 +379,8 @@ def _select(
     summary.method = method
     _report(on_progress, "selecting", 0, wanted)
     earlier = _earlier_candidates(database, pipeline, summary.iteration, on_progress)
-    short = below_floor(_sent_counts(database)[0], map(_composition_of, [*survivors, *earlier]))
-    pool = [*survivors, *(row for row in earlier if _composition_of(row) in short)]
+    covered = {_composition_of(row) for row in survivors}
+    pool = [*survivors, *(row for row in earlier if _composition_of(row) not in covered)]
     picks = _picks_among(campaign, pipeline, pool, wanted, method, fit, summary, on_progress)
     _mark_selected(database, picks, already, method, summary.iteration)
     if len(picks) < wanted:
