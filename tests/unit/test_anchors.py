@@ -244,3 +244,39 @@ def test_an_equilibrium_between_the_last_two_scan_points_is_found() -> None:
     assert int(np.argmax(volumes)) == int(np.argmin(near_end.energies))
     assert near_end.lattice_scale() == pytest.approx(1.066 ** (1 / 3), rel=1e-3)
     assert scan(1.2).lattice_scale() == 1.0
+
+
+def test_each_alloy_composition_has_a_small_e_v_scan_near_its_equilibrium() -> None:
+    """Unrattled, at Vegard's lattice constant of the config times each volume strain, in
+    the arrangement the generator draws first (so it joins the same family of cells)."""
+    from mlip_autopipec.generation.anchors import ANCHOR_ALLOY
+    from mlip_autopipec.generation.builder import ALLOY
+
+    system = SystemConfig(
+        elements=["Si", "Ge"], prototype="diamond", lattice_constants={"Si": 5.47, "Ge": 5.78}
+    )
+    generation = GenerationConfig(
+        supercells=[(1, 1, 1)],
+        alloy_compositions=[{"Si": 0.75, "Ge": 0.25}, {"Si": 0.5, "Ge": 0.5}],
+    )
+    anchors = by_origin(build_anchors(system, generation, AnchorsConfig()))[ANCHOR_ALLOY]
+    assert len(anchors) == 2 * 3
+    generated = [
+        item.atoms for item in StructureBuilder(system, generation).build() if item.origin == ALLOY
+    ]
+    for composition_anchors, x_ge, first in zip(
+        (anchors[:3], anchors[3:]),
+        (0.25, 0.5),
+        generated[:: generation.alloy_arrangements],
+        strict=True,
+    ):
+        a = (1 - x_ge) * 5.47 + x_ge * 5.78
+        volumes = sorted(atoms.get_volume() / a**3 for atoms in composition_anchors)
+        assert volumes == pytest.approx([0.97, 1.0, 1.03])
+        for atoms in composition_anchors:
+            assert atoms.get_chemical_symbols() == first.get_chemical_symbols()
+            fractional = atoms.get_scaled_positions() * 4  # diamond sites at quarter steps
+            assert np.allclose(fractional, np.round(fractional), atol=1e-8)
+            assert keys.KPOINT_CELL in atoms.info
+    without = by_origin(build_anchors(system, generation, AnchorsConfig(alloy_volume_strains=[])))
+    assert ANCHOR_ALLOY not in without and len(without[ANCHOR_VOLUME]) == 2 * 7

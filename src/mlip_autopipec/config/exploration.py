@@ -229,12 +229,18 @@ class AnchorsConfig(Section):
     """The near-equilibrium manifold labeled in iteration 0 whatever selection picks: an E-V
     scan, uniaxial and shear strains and small displacements of each crystal, in the cell its
     bulk data is labeled in (the first supercell when it has at most 16 atoms, else the
-    crystal's own cell, else its primitive cell)."""
+    crystal's own cell, else its primitive cell); and a small E-V scan of each alloy
+    composition in that cell."""
 
     enabled: Bool = True
     volume_strains: list[Float] = Field(
         default_factory=lambda: [-0.08, -0.05, -0.02, 0.0, 0.02, 0.05, 0.08],
         description="Volume strains of the E-V scan of the anchor cell.",
+    )
+    alloy_volume_strains: list[Float] = Field(
+        default_factory=lambda: [-0.03, 0.0, 0.03],
+        description="Volume strains of each alloy composition's anchor: its first random "
+        "arrangement at Vegard's lattice constant, unrattled ([]: no alloy anchors).",
     )
     strains: list[PositiveFloat] = Field(
         default_factory=lambda: [0.015, 0.03],
@@ -250,7 +256,7 @@ class AnchorsConfig(Section):
         5.0, description="Energy weight of an anchor in the fit, relative to 1 for other data."
     )
 
-    @field_validator("volume_strains", "strains")
+    @field_validator("volume_strains", "alloy_volume_strains", "strains")
     @classmethod
     def _small(cls, value: list[float]) -> list[float]:
         for strain in value:

@@ -153,19 +153,28 @@ class StructureBuilder:
         Vegard lattice constant (each lightly rattled), each strained, sheared and rattled
         like a pure parent."""
         result = []
-        for number, composition in enumerate(self.generation.alloy_compositions):
-            scale = vegard_lattice_constant(self.system, composition) / parent_lattice(self.system)
+        for number in range(len(self.generation.alloy_compositions)):
             for arrangement in range(self.generation.alloy_arrangements):
                 where = (label, number, arrangement)
-                rng = self.rng("alloy", *where)
-                atoms = transforms.random_alloy(parent, composition, rng)
-                atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
-                atoms = transforms.with_kpoint_cell(atoms)
+                atoms, rng = self.alloy_arrangement(parent, label, number, arrangement)
                 result.append(GeneratedStructure(self._light_rattle(atoms, rng), ALLOY))
                 deformed = self.deformed(atoms, "/".join(map(str, where)))
                 result += deformed
                 result += self.rattled(deformed, "/".join(map(str, where)))
         return result
+
+    def alloy_arrangement(
+        self, parent: Atoms, label: str, number: int, arrangement: int
+    ) -> tuple[Atoms, np.random.Generator]:
+        """Arrangement `arrangement` of alloy composition `number` on `parent`'s sites,
+        unrattled at the Vegard lattice constant in its own k-point cell, and the random
+        generator that drew it (the same for the same seed, label and iteration)."""
+        composition = self.generation.alloy_compositions[number]
+        scale = vegard_lattice_constant(self.system, composition) / parent_lattice(self.system)
+        rng = self.rng("alloy", label, number, arrangement)
+        atoms = transforms.random_alloy(parent, composition, rng)
+        atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
+        return transforms.with_kpoint_cell(atoms), rng
 
     def _light_rattle(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
         stdevs = [s for s in self.generation.rattle_stdev if s > 0]
