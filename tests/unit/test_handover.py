@@ -81,3 +81,29 @@ def test_the_loop_fits_can_have_a_basis_of_their_own_the_final_fit_keeps_the_ful
     final = final_settings(small)
     assert final.number_of_functions_per_element == 300 and final.kappa == 0.01
     assert not final.upfit and final.maxiter == small.final_maxiter
+
+
+def test_every_scored_fit_keeps_its_rows_so_a_loss_can_be_read(
+    tmp_path: Path, config_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hand-over scores every fit; each one's rows are written beside the chosen one's."""
+    from mlip_autopipec.config import config_from_dict
+    from mlip_autopipec.orchestration import validation
+    from mlip_autopipec.orchestration.campaign import Campaign
+
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    documents = {
+        "iter_001": {"comparisons": [{"name": "a0", "potential": 5.4}], "score": {"score": 0.3}},
+        "final_001": {"comparisons": [{"name": "a0", "potential": 5.9}], "score": {"score": 0.9}},
+    }
+    by_fit = dict(zip(["fit1", "final"], documents.values(), strict=True))
+    found = [
+        Candidate("iter_001", 1, cast(TrainingResult, "fit1")),
+        Candidate("final_001", 1, cast(TrainingResult, "final")),
+    ]
+    monkeypatch.setattr(validation, "validate_candidate", lambda _c, fit, _r: by_fit[fit])
+    ranked = validation.score_fits(campaign, found, cast(Any, None))
+    assert [candidate.name for candidate, _ in ranked] == ["iter_001", "final_001"]
+    for name, document in documents.items():
+        kept = json.loads(validation.scored_file(campaign, name).read_text())
+        assert kept == {"fit": name, **document}

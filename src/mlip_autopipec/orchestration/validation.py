@@ -51,6 +51,11 @@ def result_file(campaign: Campaign, name: str) -> Path:
     return validation_layout(campaign).work_dir / f"{name}.json"
 
 
+def scored_file(campaign: Campaign, name: str) -> Path:
+    """The rows and score of a fit the hand-over compared (no plots, no MD check)."""
+    return validation_layout(campaign).work_dir / "scores" / f"{name}.json"
+
+
 def choose_fit(campaign: Campaign, iteration: int | None) -> Candidate:
     """Iteration `iteration`'s fit; by default the newest candidate (the final fit, if any)."""
     found = candidates(campaign)
@@ -139,11 +144,15 @@ def score_fits(
     campaign: Campaign, found: list[Candidate], reference: DFTReference
 ) -> list[tuple[Candidate, dict[str, Any]]]:
     """Every candidate's score against one DFT side, best first (no DFT); a fit that cannot be
-    evaluated is logged and left out."""
+    evaluated is logged and left out. Each one's rows are kept in `scored_file`, so that a
+    user sees why a fit lost, not only its score."""
     scored = []
     for candidate in found:
         try:
             document = validate_candidate(campaign, candidate.fit, reference)
+            path = scored_file(campaign, candidate.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, json.dumps({"fit": candidate.name, **document}, indent=1))
             scored.append((candidate, document["score"]))
         except Exception as error:  # noqa: BLE001 - one broken fit must not hide the others
             logger.warning("could not validate %s: %s", candidate.name, error)
