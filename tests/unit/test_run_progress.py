@@ -40,6 +40,25 @@ class Recorder:
         self.events.append(("finished", iteration, name, summary.describe()))
 
 
+def make_binary(config_dict: dict[str, Any]) -> None:
+    """Si-Ge, with a basis pyace has for two elements."""
+    config_dict["system"]["elements"] = ["Si", "Ge"]
+    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
+    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+
+
+def cells(symbols: list[str], count: int, shift: float) -> list[Any]:
+    """`count` 8-atom diamond cells with `symbols`, each with its first atom moved a little
+    differently (so no two are duplicates)."""
+    result = []
+    for k in range(count):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+        atoms.set_chemical_symbols(symbols)
+        atoms.positions[0, 0] += shift + 0.01 * k
+        result.append(atoms)
+    return result
+
+
 def test_label_phase_reports_every_structure_with_the_right_total(
     tmp_path: Path, config_dict: dict[str, Any]
 ) -> None:
@@ -199,9 +218,7 @@ def test_selection_reports_picks_per_composition(
     from mlip_autopipec.orchestration.exploration import picks_by_composition
     from mlip_autopipec.orchestration.summaries import per_composition
 
-    config_dict["system"]["elements"] = ["Si", "Ge"]
-    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
-    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+    make_binary(config_dict)
     campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
     si = bulk("Si", "diamond", a=5.43, cubic=True)
     alloy = si.copy()
@@ -231,22 +248,9 @@ def test_picks_go_to_the_compositions_with_the_fewest_explored_structures(
     from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS
     from mlip_autopipec.orchestration.exploration import _composition_shares
 
-    config_dict["system"]["elements"] = ["Si", "Ge"]
-    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
-    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+    make_binary(config_dict)
     campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
     database = campaign.database
-    si = bulk("Si", "diamond", a=5.43, cubic=True)
-
-    def cells(symbols: list[str], count: int, shift: float) -> list[Any]:
-        result = []
-        for k in range(count):
-            atoms = si.copy()
-            atoms.set_chemical_symbols(symbols)
-            atoms.positions[0, 0] += shift + 0.01 * k  # distinct structures
-            result.append(atoms)
-        return result
-
     database.add_structures(cells(["Si"] * 8, 2, 0.1), keys.SELECTED, 0, "md")
     database.add_structures(cells(["Ge"] * 8, 5, 0.2), keys.SELECTED, 0, ANCHOR_ORIGINS[0])
     survivors_atoms = (
@@ -317,19 +321,13 @@ def test_a_short_iteration_is_topped_up_from_earlier_unpicked_candidates(
     }
     campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
     database = campaign.database
-    si = bulk("Si", "diamond", a=5.43, cubic=True)
-
-    def cells(count: int, shift: float) -> list[Any]:
-        result = []
-        for k in range(count):
-            atoms = si.copy()
-            atoms.positions[0, 0] += shift + 0.01 * k
-            result.append(atoms)
-        return result
-
-    earlier = database.add_structures(cells(5, 0.1), keys.CANDIDATE, 0, "builder:rattle")
-    rejected = database.add_structures(cells(1, 0.2), keys.REJECTED, 0, "builder:rattle")
-    own = database.add_structures(cells(1, 0.3), keys.CANDIDATE, 1, "md:extract")
+    earlier = database.add_structures(
+        cells(["Si"] * 8, 5, 0.1), keys.CANDIDATE, 0, "builder:rattle"
+    )
+    rejected = database.add_structures(
+        cells(["Si"] * 8, 1, 0.2), keys.REJECTED, 0, "builder:rattle"
+    )
+    own = database.add_structures(cells(["Si"] * 8, 1, 0.3), keys.CANDIDATE, 1, "md:extract")
     cache_surrogate_results(campaign, earlier + rejected + own)
 
     summary = select_candidates(campaign, 1)
@@ -361,26 +359,13 @@ def test_a_composition_md_did_not_reach_draws_on_earlier_candidates(
     from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS
     from mlip_autopipec.orchestration.exploration import picks_by_composition, select_candidates
 
-    config_dict["system"]["elements"] = ["Si", "Ge"]
-    config_dict["dft"]["pseudopotentials"]["Ge"] = "Ge.pbe-kjpaw.UPF"
-    config_dict["training"] = {"nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 3]}
+    make_binary(config_dict)
     config_dict["exploration"] = {
         "selection": {"method": "random", "n_select": 4},
         "surrogate": {"max_force": 1000.0, "max_energy_above_min": 100.0},
     }
     campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
     database = campaign.database
-    si = bulk("Si", "diamond", a=5.43, cubic=True)
-
-    def cells(symbols: list[str], count: int, shift: float) -> list[Any]:
-        result = []
-        for k in range(count):
-            atoms = si.copy()
-            atoms.set_chemical_symbols(symbols)
-            atoms.positions[0, 0] += shift + 0.01 * k
-            result.append(atoms)
-        return result
-
     for symbol, shift in (("Si", 0.0), ("Ge", 0.05)):
         database.add_structures(cells([symbol] * 8, 5, shift), keys.SELECTED, 0, ANCHOR_ORIGINS[0])
     alloys = database.add_structures(cells(["Si", "Ge"] * 4, 3, 0.1), keys.CANDIDATE, 0, "alloy")

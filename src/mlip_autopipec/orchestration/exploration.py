@@ -174,7 +174,7 @@ def picks_by_composition(database: DatabaseManager, iteration: int) -> dict[str,
     for status in (keys.SELECTED, keys.LABELING, keys.LABELED, keys.FAILED):
         for row in database.select(**{keys.STATUS: status}):
             if _sent_in(row) == iteration:
-                counts[formula(composition(row.atoms.get_chemical_symbols()))] += 1
+                counts[formula(_composition_of(row))] += 1
     return dict(counts)
 
 
@@ -312,7 +312,7 @@ def _prescreen(
 
 
 def _compositions(rows: Sequence[StructureRecord]) -> list[Composition]:
-    return [composition(row.atoms.get_chemical_symbols()) for row in rows]
+    return [_composition_of(row) for row in rows]
 
 
 def _surrogate_values(rows: Sequence[StructureRecord]) -> tuple[np.ndarray, np.ndarray]:
