@@ -259,7 +259,8 @@ def test_each_alloy_composition_has_a_small_e_v_scan_near_its_equilibrium() -> N
         supercells=[(1, 1, 1)],
         alloy_compositions=[{"Si": 0.75, "Ge": 0.25}, {"Si": 0.5, "Ge": 0.5}],
     )
-    anchors = by_origin(build_anchors(system, generation, AnchorsConfig()))[ANCHOR_ALLOY]
+    scans_only = AnchorsConfig(alloy_arrangements=1)
+    anchors = by_origin(build_anchors(system, generation, scans_only))[ANCHOR_ALLOY]
     assert len(anchors) == 2 * 3
     generated = [
         item.atoms for item in StructureBuilder(system, generation).build() if item.origin == ALLOY
@@ -280,3 +281,48 @@ def test_each_alloy_composition_has_a_small_e_v_scan_near_its_equilibrium() -> N
             assert keys.KPOINT_CELL in atoms.info
     without = by_origin(build_anchors(system, generation, AnchorsConfig(alloy_volume_strains=[])))
     assert ANCHOR_ALLOY not in without and len(without[ANCHOR_VOLUME]) == 2 * 7
+
+
+@pytest.mark.parametrize(
+    ("prototype", "lattice", "cell_atoms"), [("diamond", {"Si": 5.47, "Ge": 5.78}, 8),
+                                             ("fcc", {"Al": 4.05, "Cu": 3.61}, 4)],
+)  # fmt: skip
+def test_other_alloy_arrangements_sit_in_a_column_of_primitive_cells_and_the_anchor_cell(
+    prototype: str, lattice: dict[str, float], cell_atoms: int
+) -> None:
+    """Beyond the scan: exact composition, unrattled on the crystal's sites at Vegard's
+    volume, each on its own k-mesh; the second in a column (its in-plane vectors are the
+    primitive cell's), the third another draw in the anchor cell."""
+    from mlip_autopipec.generation.anchors import ANCHOR_ALLOY, same_arrangement
+
+    first, second = lattice
+    system = SystemConfig(elements=[first, second], prototype=prototype, lattice_constants=lattice)
+    generation = GenerationConfig(
+        supercells=[(1, 1, 1)], alloy_compositions=[{first: 0.5, second: 0.5}]
+    )
+    anchors = by_origin(build_anchors(system, generation, AnchorsConfig()))[ANCHOR_ALLOY]
+    scan, others = anchors[:3], anchors[3:]
+    a = 0.5 * (lattice[first] + lattice[second])
+    primitive = bulk(first, prototype, a=a)
+    assert len(others) in (1, 2)  # a draw identical to the first is left out
+    column = others[0]
+    assert len(column) == cell_atoms
+    assert np.allclose(column.cell.array[:2], primitive.cell.array[:2])
+    assert np.allclose(column.cell.array[2], primitive.cell.array[2] * cell_atoms / len(primitive))
+    for atoms in others:
+        assert sorted(atoms.get_chemical_symbols()).count(first) == cell_atoms // 2
+        assert atoms.get_volume() / len(atoms) == pytest.approx(
+            primitive.get_volume() / len(primitive)
+        )
+        assert np.allclose(atoms.info[keys.KPOINT_CELL], atoms.cell.array)
+        assert not same_arrangement(atoms, scan[1])
+    if len(others) == 2:
+        assert np.allclose(others[1].cell.array, scan[1].cell.array)
+    assert (
+        len(
+            by_origin(build_anchors(system, generation, AnchorsConfig(alloy_arrangements=1)))[
+                ANCHOR_ALLOY
+            ]
+        )
+        == 3
+    )

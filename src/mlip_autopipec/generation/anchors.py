@@ -53,11 +53,14 @@ def build_anchors(
 
 
 def alloy_anchors(builder: StructureBuilder, anchors: AnchorsConfig) -> list[GeneratedStructure]:
-    """Each alloy composition near its equilibrium: the generator's first random arrangement
-    in the first crystal's anchor cell, unrattled at Vegard's lattice constant, scaled by
-    `alloy_volume_strains`. A mixing energy is the alloy's energy where it sits; rattled
-    cells and hot MD frames alone leave a fit free to put it 100 meV/atom off (the Si-Ge
-    example before these: +152 meV/atom against DFT's +23)."""
+    """Each alloy composition near its equilibrium, unrattled at Vegard's lattice constant:
+    the generator's first random arrangement in the first crystal's anchor cell, scaled by
+    `alloy_volume_strains`, then `alloy_arrangements - 1` other arrangements, alternately in
+    a column of primitive cells (its atoms see their own images in-plane: neighbor patterns
+    the anchor cell cannot hold) and in the anchor cell. A mixing energy is the alloy's
+    energy where it sits; rattled cells and hot MD frames alone leave a fit free to put it
+    100 meV/atom off (the Si-Ge example before these: +152 meV/atom against DFT's +23), and
+    one arrangement alone put ordered GeSi3 and zincblende GeSi 50-100 meV/atom off."""
     generation = builder.generation
     bases = builder.base_structures()
     if not generation.alloy_compositions or not bases or not anchors.alloy_volume_strains:
@@ -66,12 +69,40 @@ def alloy_anchors(builder: StructureBuilder, anchors: AnchorsConfig) -> list[Gen
     if cell is None:
         return []
     label = f"{bases[0].name}/{'x'.join(map(str, generation.supercells[0]))}"
+    cells = [(cell, label)]
+    column = primitive_column(bases[0].surface_bulk, len(cell))
+    if column is not None:
+        cells.insert(0, (column, f"{bases[0].name}/column"))
     result = []
     for number in range(len(generation.alloy_compositions)):
         atoms, _ = builder.alloy_arrangement(cell, label, number, 0)
         for strain in sorted(set(anchors.alloy_volume_strains)):
             result.append(GeneratedStructure(transforms.strained(atoms, strain), ANCHOR_ALLOY))
+        drawn = [atoms]
+        for arrangement in range(1, anchors.alloy_arrangements):
+            parent, where = cells[(arrangement - 1) % len(cells)]
+            atoms, _ = builder.alloy_arrangement(parent, where, number, arrangement)
+            if not any(same_arrangement(atoms, other) for other in drawn):
+                drawn.append(atoms)
+                result.append(GeneratedStructure(atoms, ANCHOR_ALLOY))
     return result
+
+
+def primitive_column(primitive: Atoms, atoms: int) -> Atoms | None:
+    """The primitive cell repeated along its third vector to `atoms` atoms (None: it cannot
+    be, or the primitive cell is not a fully periodic crystal)."""
+    if not primitive.pbc.all() or not len(primitive) or atoms % len(primitive):
+        return None
+    repeats = atoms // len(primitive)
+    return primitive.repeat((1, 1, repeats)) if repeats > 1 else None
+
+
+def same_arrangement(first: Atoms, second: Atoms) -> bool:
+    return (
+        len(first) == len(second)
+        and np.allclose(first.cell.array, second.cell.array)
+        and list(first.symbols) == list(second.symbols)
+    )
 
 
 def anchor_cell(base: BaseStructure, generation: GenerationConfig) -> Atoms | None:
