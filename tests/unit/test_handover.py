@@ -107,3 +107,20 @@ def test_every_scored_fit_keeps_its_rows_so_a_loss_can_be_read(
     for name, document in documents.items():
         kept = json.loads(validation.scored_file(campaign, name).read_text())
         assert kept == {"fit": name, **document}
+
+
+def test_the_card_says_how_the_validation_md_went_with_the_fits_active_set() -> None:
+    """A halted MD check is said in bold with what it may mean; a run to the end plainly."""
+    from mlip_autopipec.config import InferenceConfig
+    from mlip_autopipec.orchestration.handover import trust_lines
+
+    inference = InferenceConfig(gamma_lower=1.5, gamma_upper=8.0)
+    md = {"atoms": 16, "temperature": 1200.0, "steps": 200, "max_gamma": 2.3}
+    ran = trust_lines(inference, {"md": {**md, "steps_done": 200, "in_domain": True}})
+    assert "ran 200 of 200 steps, max gamma 2.3." in ran and "**" not in ran
+    halted = trust_lines(inference, {"md": {**md, "steps_done": 10, "max_gamma": 23.6,
+                                            "in_domain": False}})  # fmt: skip
+    assert "ran 10 of 200 steps, max gamma 23.6" in halted and "near-singular" in halted
+    assert halted.count("**") == 2
+    assert trust_lines(inference, None) == trust_lines(inference, {"md": None})
+    assert "gamma >= 8 is outside" in trust_lines(inference, None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlip_autopipec.config import InferenceConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.generation.anchors import is_anchor
@@ -160,13 +161,34 @@ def card_text(
         "## DFT\n" + _dft_lines(campaign, dft_check),
         "## Validation\n" + _validation_lines(validation),
         "## Energies\n" + _energy_lines(choice.fit.potential),
-        "## Where to trust it\n"
-        f"Trained for extrapolation grades gamma < {config.inference.gamma_lower:g} "
-        f"(the loop collected frames above that); gamma >= {config.inference.gamma_upper:g} "
-        "is outside what it knows: stop or relabel such configurations.",
+        "## Where to trust it\n" + trust_lines(config.inference, validation),
         "## Use it\n" + _usage(species),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def trust_lines(inference: InferenceConfig, validation: dict[str, Any] | None) -> str:
+    """The gamma thresholds, and how the validation MD went with this fit's active set."""
+    text = (
+        f"Trained for extrapolation grades gamma < {inference.gamma_lower:g} (the loop "
+        f"collected frames above that); gamma >= {inference.gamma_upper:g} is outside what it "
+        "knows: stop or relabel such configurations."
+    )
+    md = (validation or {}).get("md")
+    if not md:
+        return text
+    ran = (
+        f"The validation MD ({md['atoms']} atoms of the first crystal, {md['temperature']:g} K) "
+        f"ran {md['steps_done']} of {md['steps']} steps, max gamma {_number(md['max_gamma'])}."
+    )
+    if md.get("in_domain"):
+        return f"{text}\n{ran}"
+    return (
+        f"{text}\n**{ran} It stopped in a crystal: either this fit extrapolates there, or its "
+        "active set is near-singular (a large basis on few structures) and gamma warns where "
+        "the energies are right. Check the validation table above before trusting gamma, or "
+        "watch gamma with a loop fit (potentials/iter_NNN/output_potential.yaml and .asi).**"
+    )
 
 
 def _energy_lines(potential: Path) -> str:

@@ -149,5 +149,8 @@ def validation_lines(campaign: Campaign) -> list[str]:
         )
     md = document.get("md")
     if md:
-        lines.append(f"  MD {md['temperature']:g} K: max gamma {_number(md['max_gamma'])}")
+        lines.append(
+            f"  MD {md['temperature']:g} K: {md['steps_done']} of {md['steps']} steps, max gamma "
+            f"{_number(md['max_gamma'])}" + ("" if md["in_domain"] else " (left its domain)")
+        )
     return lines
