@@ -122,5 +122,8 @@ def test_the_card_says_how_the_validation_md_went_with_the_fits_active_set() -> 
                                             "in_domain": False}})  # fmt: skip
     assert "ran 10 of 200 steps, max gamma 23.6" in halted and "near-singular" in halted
     assert halted.count("**") == 2
+    failed = trust_lines(inference, {"md": {**md, "steps_done": 0, "in_domain": False,
+                                            "error": "lammps: no pair style"}})  # fmt: skip
+    assert "It failed: lammps: no pair style" in failed and "near-singular" not in failed
     assert trust_lines(inference, None) == trust_lines(inference, {"md": None})
     assert "gamma >= 8 is outside" in trust_lines(inference, None)
