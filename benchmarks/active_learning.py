@@ -99,7 +99,10 @@ def write_config(root: Path, name: str, **changes: Any) -> MLIPConfig:
 # --- held-out set --------------------------------------------------------------------------
 
 
-def _md_snapshots(start: Atoms, temperature: float, count: int, seed: int) -> list[Atoms]:
+def md_snapshots(
+    start: Atoms, temperature: float, count: int, seed: int, steps: int = 60
+) -> list[Atoms]:
+    """`count` CHGNet Langevin MD snapshots of `start`, `steps` 2 fs steps apart."""
     from chgnet.model.dynamics import CHGNetCalculator
 
     atoms = start.copy()
@@ -111,7 +114,7 @@ def _md_snapshots(start: Atoms, temperature: float, count: int, seed: int) -> li
                         friction=0.02 / units.fs, fixcm=False, rng=rng)  # fmt: skip
     snapshots = []
     for _ in range(count):
-        dynamics.run(60)
+        dynamics.run(steps)
         snapshot = atoms.copy()
         snapshot.calc = None
         snapshots.append(snapshot)
@@ -139,7 +142,7 @@ def holdout_structures() -> list[tuple[str, Atoms]]:
     frames = []
     for index, (kind, start, temperatures, count) in enumerate(plans):
         for number, temperature in enumerate(temperatures):
-            for atoms in _md_snapshots(start, temperature, count, seed=100 * index + number):
+            for atoms in md_snapshots(start, temperature, count, seed=100 * index + number):
                 frames.append((f"{kind}:{temperature:g}K", atoms))
     return frames
 

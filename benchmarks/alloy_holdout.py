@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from ase import Atoms, units
+from active_learning import md_snapshots  # a sibling script: benchmarks/ is on sys.path
+from ase import Atoms
 from ase.build import bulk
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
@@ -74,22 +73,6 @@ def cubic_cell(config: MLIPConfig, fractions: dict[str, float], rng: np.random.G
     return atoms
 
 
-def snapshot(start: Atoms, temperature: float, seed: int) -> Atoms:
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    atoms = start.copy()
-    atoms.calc = CHGNetCalculator(use_device="cpu")
-    rng = np.random.default_rng(seed)
-    thermalize_momenta(atoms, temperature, rng=rng)
-    Stationary(atoms)
-    dynamics = Langevin(atoms, 2 * units.fs, temperature_K=temperature,
-                        friction=0.02 / units.fs, fixcm=False, rng=rng)  # fmt: skip
-    dynamics.run(MD_STEPS)
-    result = atoms.copy()
-    result.calc = None
-    return result
-
-
 def holdout_structures(config: MLIPConfig) -> list[tuple[str, Atoms]]:
     rng = np.random.default_rng(SEED)
     temperatures = sorted({min(config.inference.temperatures), max(config.inference.temperatures)})
@@ -101,7 +84,8 @@ def holdout_structures(config: MLIPConfig) -> list[tuple[str, Atoms]]:
         structures.append(("rattled", rattled))
         for temperature in temperatures:
             seed = SEED + 10 * number + int(temperature)
-            structures.append((f"{temperature:g}K", snapshot(cell, temperature, seed)))
+            (frame,) = md_snapshots(cell, temperature, 1, seed, steps=MD_STEPS)
+            structures.append((f"{temperature:g}K", frame))
     return structures
 
 
