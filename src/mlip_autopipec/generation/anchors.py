@@ -78,13 +78,10 @@ def alloy_anchors(builder: StructureBuilder, anchors: AnchorsConfig) -> list[Gen
         atoms, _ = builder.alloy_arrangement(cell, label, number, 0)
         for strain in sorted(set(anchors.alloy_volume_strains)):
             result.append(GeneratedStructure(transforms.strained(atoms, strain), ANCHOR_ALLOY))
-        drawn = [atoms]
         for arrangement in range(1, anchors.alloy_arrangements):
             parent, where = cells[(arrangement - 1) % len(cells)]
             atoms, _ = builder.alloy_arrangement(parent, where, number, arrangement)
-            if not any(same_arrangement(atoms, other) for other in drawn):
-                drawn.append(atoms)
-                result.append(GeneratedStructure(atoms, ANCHOR_ALLOY))
+            result.append(GeneratedStructure(atoms, ANCHOR_ALLOY))  # a repeat is stored once
     return result
 
 
@@ -95,14 +92,6 @@ def primitive_column(primitive: Atoms, atoms: int) -> Atoms | None:
         return None
     repeats = atoms // len(primitive)
     return primitive.repeat((1, 1, repeats)) if repeats > 1 else None
-
-
-def same_arrangement(first: Atoms, second: Atoms) -> bool:
-    return (
-        len(first) == len(second)
-        and np.allclose(first.cell.array, second.cell.array)
-        and list(first.symbols) == list(second.symbols)
-    )
 
 
 def anchor_cell(base: BaseStructure, generation: GenerationConfig) -> Atoms | None:

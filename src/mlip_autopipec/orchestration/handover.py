@@ -187,10 +187,10 @@ def trust_lines(inference: InferenceConfig, validation: dict[str, Any] | None) -
         return f"{text}\n**{ran} It failed: {md['error']}**"
     return (
         f"{text}\n**{ran} Gamma reached {inference.gamma_upper:g} in a crystal: either this "
-        "fit extrapolates there, or its "
-        "active set is near-singular (a large basis on few structures) and gamma warns where "
-        "the energies are right. Check the validation table above before trusting gamma, or "
-        "watch gamma with a loop fit (potentials/iter_NNN/output_potential.yaml and .asi).**"
+        "fit extrapolates there, or its active set is near-singular (a large basis on few "
+        "structures) and gamma warns where the energies are right. Check the validation table "
+        "above before trusting gamma, or watch gamma with a loop fit "
+        "(potentials/iter_NNN/output_potential.yaml and .asi).**"
     )
 
 
