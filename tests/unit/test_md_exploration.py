@@ -113,10 +113,10 @@ def test_within_a_kind_large_cells_first_then_low_energy_cycling() -> None:
     assert runs[1][0] is not lowest  # a copy, not the row's atoms
 
 
-def test_md_starts_cover_every_composition_whatever_the_energies_per_atom() -> None:
+def test_md_starts_cover_every_composition_at_every_temperature() -> None:
     """Pure Ge sits about 2000 eV/atom below Si with these pseudopotentials: ordering starts
-    by energy per atom would start every run from Ge. Each composition takes its turn, and
-    the next iteration starts with another one."""
+    by energy per atom would start every run from Ge. Every composition runs at every
+    temperature, each with a run id and a seed of its own."""
 
     def alloy(ge_sites: list[int]) -> Atoms:
         atoms = si()
@@ -135,20 +135,19 @@ def test_md_starts_cover_every_composition_whatever_the_energies_per_atom() -> N
         StartCandidate(alloy([0, 1, 2, 3]), "builder:alloy", -1170.0),
         StartCandidate(alloy([0, 1]), "builder:alloy", -638.5),
     ]
-    inference = InferenceConfig(temperatures=[300.0, 900.0, 1500.0])
-
-    def formulas(iteration: int) -> list[str]:
-        runs = plan_md(candidates, inference, iteration, START_KINDS_BY_ORIGIN)
-        return [atoms.get_chemical_formula() for atoms, _ in runs]
-
-    assert formulas(0) == ["Ge2Si6", "Ge4Si4", "Ge8"]
-    assert formulas(1) == ["Ge4Si4", "Ge8", "Si8"]
-    assert formulas(2) == ["Ge8", "Si8", "Ge2Si6"]
-    seen = [formulas(i) for i in range(4)]
-    assert {f for runs in seen for f in runs} == {"Si8", "Ge8", "Ge2Si6", "Ge4Si4"}
-    # within Ge, energies are compared: the rattled cell at -2233.2 eV/atom comes first
-    first_ge = plan_md(candidates, inference, 2, START_KINDS_BY_ORIGIN)[0][0]
-    np.testing.assert_allclose(first_ge.get_scaled_positions(), ge_rattled.get_scaled_positions())
+    inference = InferenceConfig(temperatures=[300.0, 1500.0], runs_per_temperature=2)
+    runs = plan_md(candidates, inference, 3, START_KINDS_BY_ORIGIN)
+    found = {(spec.temperature, atoms.get_chemical_formula()) for atoms, spec in runs}
+    formulas = {"Si8", "Ge8", "Ge2Si6", "Ge4Si4"}
+    assert found == {(t, f) for t in (300.0, 1500.0) for f in formulas}
+    assert len(runs) == 2 * 2 * len(formulas)
+    assert len({spec.run_id for _, spec in runs}) == len({spec.seed for _, spec in runs}) == 16
+    assert "T300_bulk_r0_Ge0.5Si0.5" in {spec.run_id for _, spec in runs}
+    # within Ge energies are compared: the rattled cell at -2233.2 eV/atom first, then the other
+    ge_starts = [atoms for atoms, spec in runs if atoms.get_chemical_formula() == "Ge8"]
+    first, second = (atoms.get_scaled_positions() for atoms in ge_starts[:2])
+    np.testing.assert_allclose(first, ge_rattled.get_scaled_positions())
+    np.testing.assert_allclose(second, ge.get_scaled_positions())
 
 
 def test_seeds_differ_per_run_and_iteration_and_are_reproducible() -> None:

@@ -2,8 +2,9 @@
 
 Every kind of labeled structure that represents the material is a start: bulk cells (strained,
 sheared, rattled, alloyed, perfect, and imported periodic cells), vacancy cells and slabs.
-Each kind gets every temperature x pressure x repeat; slabs get NVT only (NPT would squeeze
-their vacuum). Cut-out environments never start MD: their boundaries are artificial.
+Each kind and each composition of it gets every temperature x pressure x repeat; slabs get
+NVT only (NPT would squeeze their vacuum). Cut-out environments never start MD: their
+boundaries are artificial.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config import InferenceConfig
-from mlip_autopipec.core.composition import Composition, composition
+from mlip_autopipec.core.composition import Composition, composition, formula
 from mlip_autopipec.core.keys import KPOINT_CELL
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.inference.md_types import MDRunSpec
@@ -106,61 +107,66 @@ def plan_md(
     kinds_by_origin: Mapping[str, str | None],
     scans: Sequence[VolumeScan] = (),
 ) -> list[tuple[Atoms, MDRunSpec]]:
-    """(start structure, run) for every available kind x temperature x pressure x repeat.
+    """(start structure, run) for every available kind x composition x temperature x pressure
+    x repeat: each composition is explored at every temperature, whatever its energy per atom.
 
-    Within a kind each composition in turn (see `across_compositions`), cycling when there
-    are fewer structures than runs. Every start is put back into the unstrained cell
-    it was made from, scaled to the DFT equilibrium of its crystal (from `scans`), so MD
-    explores the density the material has, not that of a strained generator cell.
+    Within a kind and composition the largest cells first, then the lowest energy per atom,
+    cycling when there are fewer structures than runs. Every start is put back into the
+    unstrained cell it was made from, scaled to the DFT equilibrium of its crystal (from
+    `scans`), so MD explores the density the material has, not that of a strained generator
+    cell.
     """
-    pools = starts_by_kind(candidates, kinds_by_origin, rotation=iteration)
+    pools = starts_by_kind(candidates, kinds_by_origin)
     if not pools:
         raise NoStartStructureError(
             "no labeled bulk, vacancy or surface structure to start MD from"
         )
     runs = []
-    for kind, pool in pools.items():
-        for index, spec in enumerate(kind_specs(inference, iteration, kind)):
-            start = pool[index % len(pool)]
-            periodic = (
-                bool(start.atoms.pbc[0]),
-                bool(start.atoms.pbc[1]),
-                bool(start.atoms.pbc[2]),
-            )
-            runs.append((md_start(start, scans), replace(spec, periodic=periodic)))
+    for kind, groups in pools.items():
+        specs = kind_specs(inference, iteration, kind)
+        for index, spec in enumerate(specs):
+            for name, group in groups.items():
+                start = group[index % len(group)]
+                # with one composition the run ids (and so the seeds) stay as they were
+                run = named_for(spec, name, iteration) if len(groups) > 1 else spec
+                runs.append((md_start(start, scans), replace(run, periodic=periodic(start))))
     return runs
 
 
+def periodic(start: StartCandidate) -> tuple[bool, bool, bool]:
+    pbc = start.atoms.pbc
+    return bool(pbc[0]), bool(pbc[1]), bool(pbc[2])
+
+
+def named_for(spec: MDRunSpec, name: str, iteration: int) -> MDRunSpec:
+    """The run of `spec` for the composition called `name`: an id and a seed of its own."""
+    run_id = f"{spec.run_id}_{name}"
+    return replace(spec, run_id=run_id, seed=run_seed(iteration, run_id))
+
+
 def starts_by_kind(
-    candidates: Sequence[StartCandidate],
-    kinds_by_origin: Mapping[str, str | None],
-    rotation: int = 0,
-) -> dict[str, list[StartCandidate]]:
-    """The usable candidates of each kind, in preference order; kinds without any are left out."""
+    candidates: Sequence[StartCandidate], kinds_by_origin: Mapping[str, str | None]
+) -> dict[str, dict[str, list[StartCandidate]]]:
+    """The usable candidates of each kind per composition (by formula), each in preference
+    order (see `by_composition`); kinds without any are left out."""
     pools: dict[str, list[StartCandidate]] = {kind: [] for kind in START_KINDS}
     for candidate in candidates:
         kind = start_kind(candidate, kinds_by_origin)
         if kind is not None:
             pools.setdefault(kind, []).append(candidate)
-    return {kind: across_compositions(pool, rotation) for kind, pool in pools.items() if pool}
+    return {kind: by_composition(pool) for kind, pool in pools.items() if pool}
 
 
-def across_compositions(pool: Sequence[StartCandidate], rotation: int = 0) -> list[StartCandidate]:
-    """Every composition in turn, so that runs cover pure ends and alloys alike; within one
-    composition the largest cells first, then the lowest energy per atom (energies are only
-    compared within a composition). `rotation` shifts which composition comes first, so that
-    successive iterations start from others when there are more compositions than runs."""
+def by_composition(pool: Sequence[StartCandidate]) -> dict[str, list[StartCandidate]]:
+    """The candidates of each composition, the largest cells first, then the lowest energy per
+    atom: energies are only compared within a composition."""
     groups: dict[Composition, list[StartCandidate]] = {}
     for candidate in pool:
         groups.setdefault(composition(candidate.atoms.get_chemical_symbols()), []).append(candidate)
-    ordered = [
-        sorted(group, key=lambda c: (-len(c.atoms), c.energy_per_atom))
-        for _, group in sorted(groups.items())
-    ]
-    shift = rotation % len(ordered)
-    ordered = ordered[shift:] + ordered[:shift]
-    longest = max(len(group) for group in ordered)
-    return [group[i] for i in range(longest) for group in ordered if i < len(group)]
+    return {
+        formula(key): sorted(group, key=lambda c: (-len(c.atoms), c.energy_per_atom))
+        for key, group in sorted(groups.items())
+    }
 
 
 def kind_specs(inference: InferenceConfig, iteration: int, kind: str) -> list[MDRunSpec]:
