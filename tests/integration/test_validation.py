@@ -19,6 +19,7 @@ from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.report import write_report
 from mlip_autopipec.orchestration.training import finished_fits
 from mlip_autopipec.orchestration.validation import validate_candidate, validate_potential
+from mlip_autopipec.orchestration.validation_dft import DFTReferenceAlongside
 from tests.conftest import write_config
 from tests.integration.conftest import TrainedCampaign, training_config_dict
 
@@ -55,7 +56,12 @@ def validated(
     root = tmp_path_factory.mktemp("validated")
     shutil.copytree(trained_campaign.root / "work", root / "work")
     config = validation_config(root)
-    path = validate_potential(Campaign.open(config))
+    campaign = Campaign.open(config)
+    # DFT's side in a thread of its own (Dask and pw.x there), as `run` has it alongside the
+    # final fit
+    reference = DFTReferenceAlongside(campaign).wait()
+    assert reference is not None
+    path = validate_potential(campaign, reference=reference)
     return config, json.loads(path.read_text())
 
 

@@ -127,3 +127,36 @@ def test_the_card_says_how_the_validation_md_went_with_the_fits_active_set() -> 
     assert "It failed: lammps: no pair style" in failed and "near-singular" not in failed
     assert trust_lines(inference, None) == trust_lines(inference, {"md": None})
     assert "gamma >= 8 is outside" in trust_lines(inference, None)
+
+
+def test_dft_side_alongside_passes_its_progress_and_a_failure_leaves_it_to_the_hand_over(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from mlip_autopipec.orchestration import validation_dft
+    from mlip_autopipec.orchestration.labeling import LabelingProgress
+
+    release = threading.Event()
+    computed = SimpleNamespace(name="the reference")
+
+    def reference(campaign: Any, on_progress: Any) -> Any:
+        on_progress(LabelingProgress(labeled=3, queued=5))
+        release.wait()
+        if campaign == "broken":
+            raise RuntimeError("pw.x not found")
+        return computed
+
+    monkeypatch.setattr(validation_dft, "dft_reference", reference)
+    seen: list[int] = []
+
+    def show(counts: LabelingProgress) -> None:  # the thread goes on once its count is shown
+        seen.append(counts.labeled)
+        release.set()
+
+    alongside = validation_dft.DFTReferenceAlongside(cast(Any, "campaign"))
+    assert alongside.wait(show) is computed
+    assert seen and set(seen) == {3}
+    broken = validation_dft.DFTReferenceAlongside(cast(Any, "broken"))
+    assert broken.wait() is None
+    assert "pw.x not found" in caplog.text

@@ -31,6 +31,7 @@ from mlip_autopipec.orchestration.validation import (
     score_fits,
     validate_potential,
 )
+from mlip_autopipec.orchestration.validation_dft import DFTReference
 from mlip_autopipec.training.pacemaker import TrainingResult, reference_energies
 from mlip_autopipec.validation.evaluate import row_label
 
@@ -75,19 +76,21 @@ def choose(found: list[Candidate], scores: dict[str, float | None]) -> Choice:
 
 
 def hand_over_after_run(
-    campaign: Campaign, on_progress: ProgressCallback | None = None
+    campaign: Campaign,
+    on_progress: ProgressCallback | None = None,
+    reference: DFTReference | None = None,
 ) -> tuple[Path | None, Path | None]:
-    """`run`'s last step: DFT's side of the validation once, every fit scored against it (no
-    more DFT), the best validated in full and handed over. Returns (validation JSON, potential
-    folder); a failure is logged and never costs the campaign what it computed."""
+    """`run`'s last step: DFT's side of the validation once (`reference` when it was computed
+    already), every fit scored against it (no more DFT), the best validated in full and handed
+    over. Returns (validation JSON, potential folder); a failure is logged and never costs the
+    campaign what it computed."""
     found = candidates(campaign)
     if not found:
         return None, None
     scores: dict[str, float | None] = {}
-    reference = None
     if campaign.config.validation.enabled:
         try:
-            reference = dft_reference(campaign, on_progress)
+            reference = reference or dft_reference(campaign, on_progress)
             scores = {c.name: s["score"] for c, s in score_fits(campaign, found, reference)}
         except Exception as error:  # noqa: BLE001 - the campaign's results must survive
             logger.warning("validation of the fits failed: %s", error)

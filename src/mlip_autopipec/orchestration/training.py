@@ -177,8 +177,7 @@ def train_final(campaign: Campaign) -> TrainingResult | None:
     if training.final_maxiter == 0:
         return None
     records = labeled_records(campaign)
-    last = max(record.iteration for record in records)
-    target = campaign.layout.final_potential_dir(last)
+    target = final_fit_folder(campaign, records)
     if (target / METRICS_FILE).is_file():
         return TrainingResult.load(target)
     data = training_structures(campaign, records)
@@ -186,6 +185,20 @@ def train_final(campaign: Campaign) -> TrainingResult | None:
     result = fit_and_store_splits(campaign, final_settings(training), data, target, None, newest)
     logger.info("final fit on %d structures: %s", len(records), target)
     return result
+
+
+def final_fit_folder(campaign: Campaign, records: list[Any]) -> Path:
+    """final_NNN, NNN the newest iteration with labels."""
+    return campaign.layout.final_potential_dir(max(record.iteration for record in records))
+
+
+def final_fit_pending(campaign: Campaign) -> bool:
+    """Whether `train_final` is going to fit: there are labels, and no finished final fit
+    on them."""
+    if campaign.config.training.final_maxiter == 0:
+        return False
+    records = campaign.database.select(**{keys.STATUS: keys.LABELED})
+    return bool(records) and not (final_fit_folder(campaign, records) / METRICS_FILE).is_file()
 
 
 def final_settings(training: TrainingConfig) -> TrainingConfig:

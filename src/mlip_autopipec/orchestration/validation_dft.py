@@ -15,6 +15,7 @@ step is a stored label, so a rerun replays it from the database without pw.x.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from mlip_autopipec.core.database import DatabaseManager, structure_hash
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
 from mlip_autopipec.orchestration.labeling import (
+    LabelingProgress,
     ProgressCallback,
     check_same_dft_settings,
     label_selected,
@@ -216,6 +218,44 @@ def dft_reference(
         for alloy, equilibrium, results in zip(alloys, mixed, stage_2[len(scans) :], strict=True)
     )
     return DFTReference(materials, alloy_sides, labeler.cost(config.dft.kspacing))
+
+
+class DFTReferenceAlongside:
+    """`dft_reference` in a thread of its own, started now: DFT's side of the validation
+    depends on no potential, so its pw.x runs go on while the main thread fits one (pacemaker
+    keeps one core busy; the task queue's workers share the rest, or run on the cluster).
+
+    A daemon thread: a run that is stopped does not wait for it, and its labels are stored one
+    by one as usual, so the next run finds them.
+    """
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.reference: DFTReference | None = None
+        self._latest: LabelingProgress | None = None
+        self._thread = threading.Thread(
+            target=self._compute, args=(campaign,), name="validation-dft", daemon=True
+        )
+        self._thread.start()
+
+    def _compute(self, campaign: Campaign) -> None:
+        logger.info("DFT side of the validation: started alongside the final fit")
+        try:
+            self.reference = dft_reference(campaign, self._note)
+        except Exception as error:  # noqa: BLE001 - the hand-over computes what is missing
+            logger.warning("DFT side of the validation, alongside the final fit: %s", error)
+        else:
+            logger.info("DFT side of the validation: done alongside the final fit")
+
+    def _note(self, counts: LabelingProgress) -> None:
+        self._latest = counts
+
+    def wait(self, on_progress: ProgressCallback | None = None) -> DFTReference | None:
+        """The finished reference (None when it failed), passing on its progress meanwhile."""
+        while self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+            if on_progress is not None and self._latest is not None:
+                on_progress(self._latest)
+        return self.reference
 
 
 def validation_alloys(config: Any, scans: list[ValidationPlan]) -> list[AlloyPlan]:

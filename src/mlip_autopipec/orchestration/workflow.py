@@ -31,7 +31,8 @@ from mlip_autopipec.orchestration.summaries import (
     PhaseSummary,
     ValidateSummary,
 )
-from mlip_autopipec.orchestration.training import final_fit_phase, train_phase
+from mlip_autopipec.orchestration.training import final_fit_pending, final_fit_phase, train_phase
+from mlip_autopipec.orchestration.validation_dft import DFTReferenceAlongside
 from mlip_autopipec.training.inputs import check_basis_shape
 from mlip_autopipec.training.pacemaker import TrainingError
 
@@ -113,8 +114,11 @@ class WorkflowManager:
 
     def _stop(self, reason: str) -> str:
         self.state.stop(reason)
+        alongside = None
+        if self.campaign.config.validation.enabled and final_fit_pending(self.campaign):
+            alongside = DFTReferenceAlongside(self.campaign)
         self._final_fit()
-        self._validate()
+        self._validate(alongside)
         self._write_report()
         return reason
 
@@ -155,9 +159,10 @@ class WorkflowManager:
         if observer is not None:
             observer.finished(iteration, "final fit", summary, time.perf_counter() - start)
 
-    def _validate(self) -> None:
+    def _validate(self, alongside: DFTReferenceAlongside | None = None) -> None:
         """The fits vs DFT and the hand-over of the best, shown like a phase; a failure is
-        logged, never fatal."""
+        logged, never fatal. DFT's side comes from `alongside` when the final fit had it
+        computed meanwhile."""
         if not self.campaign.config.validation.enabled:
             hand_over_after_run(self.campaign)  # the newest fit, its card says so
             return
@@ -172,7 +177,8 @@ class WorkflowManager:
                 observer.advanced(counts.labeled + counts.failed, counts.queued, detail)
 
         start = time.perf_counter()
-        path, potential = hand_over_after_run(self.campaign, show)
+        reference = alongside.wait(show) if alongside is not None else None
+        path, potential = hand_over_after_run(self.campaign, show, reference)
         if observer is not None:
             summary = ValidateSummary(
                 str(path) if path is not None else None,
