@@ -23,6 +23,8 @@ from mlip_autopipec.inference.planning import NoStartStructureError, StartCandid
 from mlip_autopipec.orchestration.inference import (
     START_KINDS_BY_ORIGIN,
     SUMMARY_FILE,
+    InferenceSummary,
+    MDRunStats,
     _stats,
     load_summary,
 )
@@ -148,6 +150,24 @@ def test_md_starts_cover_every_composition_at_every_temperature() -> None:
     first, second = (atoms.get_scaled_positions() for atoms in ge_starts[:2])
     np.testing.assert_allclose(first, ge_rattled.get_scaled_positions())
     np.testing.assert_allclose(second, ge.get_scaled_positions())
+
+
+def test_start_conditions_show_the_range_of_a_kinds_starts() -> None:
+    def run(start: str, volume: float, pressure: float | None) -> MDRunStats:
+        return MDRunStats(
+            "r", 300.0, 10, False, 0.0, [], 0, None, start, start_volume=volume,
+            start_pressure=pressure,
+        )  # fmt: skip
+
+    summary = InferenceSummary(1, "fit", [
+        run("bulk", 24.21, 3.6), run("bulk", 20.46, -0.4), run("bulk", 22.3, 1.0),
+        run("vacancy", 23.45, 2.7), run("vacancy", 23.45, 2.7), run("surface", 30.0, None),
+    ])  # fmt: skip
+    assert summary.start_conditions() == {
+        "bulk": "20.46-24.21 Å³/atom, -0.4 to +3.6 GPa",
+        "vacancy": "23.45 Å³/atom, +2.7 GPa",
+        "surface": "30.00 Å³/atom",
+    }
 
 
 def test_seeds_differ_per_run_and_iteration_and_are_reproducible() -> None:

@@ -100,14 +100,20 @@ class InferenceSummary:
         return sum(run.restarts for run in self.runs)
 
     def start_conditions(self) -> dict[str, str]:
-        """Per start kind: the start structures' volume and the potential's pressure there."""
-        shown: dict[str, str] = {}
+        """Per start kind: the start structures' volume and the potential's pressure there (a
+        range when its starts differ, e.g. one per composition)."""
+        volumes: dict[str, list[float]] = {}
+        pressures: dict[str, list[float]] = {}
         for run in self.runs:
-            if run.start not in shown and run.start_volume is not None:
-                pressure = (
-                    f", {run.start_pressure:+.1f} GPa" if run.start_pressure is not None else ""
-                )
-                shown[run.start] = f"{run.start_volume:.2f} Å³/atom{pressure}"
+            if run.start_volume is not None:
+                volumes.setdefault(run.start, []).append(run.start_volume)
+                if run.start_pressure is not None:
+                    pressures.setdefault(run.start, []).append(run.start_pressure)
+        shown: dict[str, str] = {}
+        for kind, found in volumes.items():
+            shown[kind] = f"{_span(found, '.2f', '-')} Å³/atom"
+            if kind in pressures:
+                shown[kind] += f", {_span(pressures[kind], '+.1f', ' to ')} GPa"
         return shown
 
     def runs_by_start(self) -> dict[str, int]:
@@ -115,6 +121,11 @@ class InferenceSummary:
         for run in self.runs:
             counts[run.start] = counts.get(run.start, 0) + 1
         return counts
+
+
+def _span(values: list[float], spec: str, between: str) -> str:
+    low, high = format(min(values), spec), format(max(values), spec)
+    return low if low == high else f"{low}{between}{high}"
 
 
 def potential_files(fit: TrainingResult) -> PotentialFiles:
