@@ -133,17 +133,24 @@ def test_dft_side_alongside_passes_its_progress_and_a_failure_leaves_it_to_the_h
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import threading
+    from dataclasses import dataclass
 
     from mlip_autopipec.orchestration import validation_dft
     from mlip_autopipec.orchestration.labeling import LabelingProgress
+
+    @dataclass(frozen=True)
+    class StandIn:  # for a Campaign
+        name: str
+        nice: int = 0
 
     release = threading.Event()
     computed = SimpleNamespace(name="the reference")
 
     def reference(campaign: Any, on_progress: Any) -> Any:
+        assert campaign.nice == validation_dft.NICE_ALONGSIDE  # the fit keeps its core
         on_progress(LabelingProgress(labeled=3, queued=5))
         release.wait()
-        if campaign == "broken":
+        if campaign.name == "broken":
             raise RuntimeError("pw.x not found")
         return computed
 
@@ -154,9 +161,9 @@ def test_dft_side_alongside_passes_its_progress_and_a_failure_leaves_it_to_the_h
         seen.append(counts.labeled)
         release.set()
 
-    alongside = validation_dft.DFTReferenceAlongside(cast(Any, "campaign"))
+    alongside = validation_dft.DFTReferenceAlongside(cast(Any, StandIn("campaign")))
     assert alongside.wait(show) is computed
     assert seen and set(seen) == {3}
-    broken = validation_dft.DFTReferenceAlongside(cast(Any, "broken"))
+    broken = validation_dft.DFTReferenceAlongside(cast(Any, StandIn("broken")))
     assert broken.wait() is None
     assert "pw.x not found" in caplog.text

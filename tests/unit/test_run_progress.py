@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from ase.build import bulk
 from rich.console import Console
@@ -80,6 +81,34 @@ def test_label_phase_reports_every_structure_with_the_right_total(
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert {total for _, total in seen} == {3}
     assert "labeled 3, 0 failed" in summary.describe()
+
+
+def test_labeling_starts_the_longest_pw_x_runs_first(
+    tmp_path: Path, config_dict: dict[str, Any]
+) -> None:
+    """A long run started last keeps the whole batch waiting: irreducible k-points x atoms^2
+    decides the order (one worker here, so the order is the order they ran in)."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"when": ".", "stdout": str(CONVERGED), "exit": 0}]))
+    config_dict["dft"]["command"] = [sys.executable, str(FAKE_PW), str(script)]
+    config_dict["compute"] = {"n_workers": 1}
+    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
+    primitive = bulk("Si", "diamond", a=5.43)
+    cubic = bulk("Si", "diamond", a=5.43, cubic=True)
+    rattled = cubic.copy()
+    rattled.rattle(0.05, seed=1)  # no symmetry left: many more k-points than `cubic`
+    campaign.database.add_structures([primitive, cubic, rattled], keys.SELECTED, 0, "t")
+    label_phase(campaign, 0)  # the 2-atom recording fails the 8-atom cells: only the order counts
+
+    def started(row_id: int) -> int:
+        (log,) = campaign.layout.dft_dir(row_id).rglob("fake.log")
+        return log.stat().st_mtime_ns
+
+    labeled = {row.id: row.atoms for row in campaign.database.select()}
+    first, second, third = (labeled[i] for i in sorted(labeled, key=started))
+    assert len(first) == 8 and not np.allclose(first.positions, cubic.positions)  # rattled
+    assert len(second) == 8 and np.allclose(second.positions, cubic.positions)
+    assert len(third) == 2
 
 
 def test_workflow_tells_the_observer_in_order(tmp_path: Path, config_dict: dict[str, Any]) -> None:

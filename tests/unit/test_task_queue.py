@@ -42,6 +42,25 @@ def test_local_cluster_runs_tasks_and_reports_failures_as_data() -> None:
     assert "three is refused" in failures[0].error
 
 
+def niceness_of_a_child(_: int) -> int:
+    """What a program the task starts (pw.x) runs at."""
+    import subprocess
+
+    done = subprocess.run(["nice"], capture_output=True, text=True, check=True)  # noqa: S607
+    return int(done.stdout)
+
+
+def test_local_workers_of_work_alongside_run_at_a_lower_cpu_priority() -> None:
+    def niceness(queue_nice: int) -> set[int]:
+        with TaskQueue(ComputeConfig(n_workers=1), nice=queue_nice) as queue:
+            batches = queue.map_unordered(niceness_of_a_child, [(0,), (1,)])
+            return {value for batch in batches for value in batch}
+
+    own = os.nice(0)
+    assert niceness(0) == {own}
+    assert niceness(10) == {min(own + 10, 19)}
+
+
 def test_slurm_cluster_from_config_writes_the_requested_job_script() -> None:
     jobqueue = JobqueueConfig(
         kind="slurm",

@@ -84,6 +84,22 @@ def kpoint_mesh(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
     return mesh[0], mesh[1], mesh[2]
 
 
+def relative_cost(atoms: Atoms, kspacing: float) -> float:
+    """A rough relative cost of a pw.x run, to start the longest first: the irreducible
+    k-points of its mesh (spglib: crystal symmetry and time reversal, as pw.x reduces them)
+    times atoms squared (plane waves and bands both grow with the cell)."""
+    import spglib
+
+    mesh = kpoint_mesh(atoms, kspacing)
+    try:
+        cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+        mapping, _ = spglib.get_ir_reciprocal_mesh(mesh, cell, is_shift=[0, 0, 0])
+        kpoints = len(np.unique(mapping))
+    except Exception:  # noqa: BLE001 - only an order; the full mesh will do
+        kpoints = math.prod(mesh)
+    return float(kpoints * len(atoms) ** 2)
+
+
 def mesh_cell(atoms: Atoms) -> Cell:
     """The cell the k-mesh is taken from: the structure's k-point cell when it carries a sound
     one, else its own cell."""

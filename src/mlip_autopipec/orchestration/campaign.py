@@ -154,6 +154,9 @@ class Campaign:
     config: MLIPConfig
     database: DatabaseManager
     layout: CampaignLayout
+    # added to the CPU niceness of the local Dask workers that run its tasks: work that runs
+    # alongside other work on the same machine (the validation's DFT beside the final fit)
+    nice: int = 0
 
     @classmethod
     def open(cls, config: MLIPConfig) -> Campaign:

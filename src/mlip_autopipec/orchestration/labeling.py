@@ -22,6 +22,7 @@ from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.core.label import Label, LabelError
 from mlip_autopipec.dft.check import physical_settings
 from mlip_autopipec.dft.harvest import finished_label
+from mlip_autopipec.dft.inputs import relative_cost
 from mlip_autopipec.dft.runner import LabelOutcome, PwProfile, label_structure
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
@@ -146,6 +147,8 @@ def label_selected(
     start = time.perf_counter()
     layout = campaign.layout
     n_atoms = {row.id: len(row.atoms) for row in rows}
+    # the longest first: a long run started last would keep the batch waiting alone
+    rows = sorted(rows, key=lambda row: -relative_cost(row.atoms, config.dft.kspacing))
     items = [(row.id, row.atoms, config.dft, layout) for row in rows]
     with campaign_task_queue(campaign) as queue:
         progress.slots = queue.n_slots

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -52,10 +53,12 @@ class TaskQueue:
         compute: ComputeConfig,
         job_name: str | None = None,
         log_directory: Path | None = None,
+        nice: int = 0,
     ) -> None:
         self.compute = compute
         self.job_name = job_name
         self.log_directory = log_directory
+        self.nice = nice  # the local workers' CPU niceness (inherited by their pw.x)
         self._cluster: Any = None
         self._client: Any = None
         self._watchdog: LostJobWatchdog | None = None
@@ -94,6 +97,8 @@ class TaskQueue:
                 dashboard_address=":0",
             )
             self._client = Client(self._cluster)
+            if self.nice:
+                self._client.run(os.nice, self.nice)
 
     def _start_jobqueue(self, jobqueue: JobqueueConfig) -> None:
         from dask.distributed import Client
@@ -171,6 +176,7 @@ def campaign_task_queue(campaign: Campaign) -> TaskQueue:
         campaign.config.compute,
         job_name=batch_job_name(layout.work_dir),
         log_directory=layout.jobs_dir,
+        nice=campaign.nice,
     )
 
 

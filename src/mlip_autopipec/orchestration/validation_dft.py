@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ VALIDATION_FOLDER = "validation"
 VALIDATION_DATABASE = "validation.db"
 ORIGIN = "validation"
 DFT_RELAX_FMAX = 0.05  # eV/Å, the DFT vacancy relaxation's force criterion
+NICE_ALONGSIDE = 10  # CPU niceness of local pw.x that runs beside the final fit
 
 
 class ValidationError(UserError):
@@ -121,7 +122,7 @@ def validation_campaign(campaign: Campaign) -> Campaign:
         min_distance=system.min_distance,
         allowed_elements=system.elements,
     )
-    return Campaign(config, database, layout)
+    return Campaign(config, database, layout, nice=campaign.nice)
 
 
 class _Labeler:
@@ -222,8 +223,9 @@ def dft_reference(
 
 class DFTReferenceAlongside:
     """`dft_reference` in a thread of its own, started now: DFT's side of the validation
-    depends on no potential, so its pw.x runs go on while the main thread fits one (pacemaker
-    keeps one core busy; the task queue's workers share the rest, or run on the cluster).
+    depends on no potential, so its pw.x runs go on while the main thread fits one. pacemaker
+    keeps one core busy: local workers run at a lower CPU priority (`NICE_ALONGSIDE`), so the
+    fit keeps its core and pw.x takes the rest, and all of them once the fit is done.
 
     A daemon thread: a run that is stopped does not wait for it, and its labels are stored one
     by one as usual, so the next run finds them.
@@ -233,7 +235,10 @@ class DFTReferenceAlongside:
         self.reference: DFTReference | None = None
         self._latest: LabelingProgress | None = None
         self._thread = threading.Thread(
-            target=self._compute, args=(campaign,), name="validation-dft", daemon=True
+            target=self._compute,
+            args=(replace(campaign, nice=NICE_ALONGSIDE),),
+            name="validation-dft",
+            daemon=True,
         )
         self._thread.start()
 
