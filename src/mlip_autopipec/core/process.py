@@ -59,7 +59,7 @@ def run_process(
             stderr=err,
             start_new_session=True,
             env=environment,
-            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+            preexec_fn=functools.partial(_prepare_child, os.getpid()),
         )
         try:
             returncode: int | None = process.wait(timeout=timeout)
@@ -73,6 +73,25 @@ def run_process(
 
 
 _LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _prepare_child(parent_pid: int) -> None:
+    """In the child before exec, after setsid: die with the parent, keep its niceness."""
+    _die_with_parent(parent_pid)
+    _keep_niceness()
+
+
+def _keep_niceness() -> None:
+    """Give the child's new session the niceness the child has.
+
+    With autogroups (Linux's default on desktops and many servers) each session is scheduled
+    as a group of its own at group nice 0, whatever the nice of its processes: pw.x at nice 10
+    beside the final fit would still take an even share of the cores from it.
+    """
+    niceness = os.nice(0)
+    if niceness > 0:
+        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+            group.write(str(niceness))
 
 
 def _die_with_parent(parent_pid: int) -> None:
