@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import spglib
 from ase import Atoms
 from ase.cell import Cell
 from ase.io.espresso import write_espresso_in
@@ -88,8 +89,6 @@ def relative_cost(atoms: Atoms, kspacing: float) -> float:
     """A rough relative cost of a pw.x run, to start the longest first: the irreducible
     k-points of its mesh (spglib: crystal symmetry and time reversal, as pw.x reduces them)
     times atoms squared (plane waves and bands both grow with the cell)."""
-    import spglib
-
     mesh = kpoint_mesh(atoms, kspacing)
     try:
         cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
