@@ -90,7 +90,8 @@ def hand_over_after_run(
     scores: dict[str, float | None] = {}
     if campaign.config.validation.enabled:
         try:
-            reference = reference or dft_reference(campaign, on_progress)
+            if reference is None:
+                reference = dft_reference(campaign, on_progress)
             scores = {c.name: s["score"] for c, s in score_fits(campaign, found, reference)}
         except Exception as error:  # noqa: BLE001 - the campaign's results must survive
             logger.warning("validation of the fits failed: %s", error)
