@@ -15,6 +15,7 @@ from mlip_autopipec.dft.runner import LabelOutcome
 from mlip_autopipec.orchestration.campaign import Campaign, CampaignLayout
 from mlip_autopipec.orchestration.labeling import fresh_results, label_submission
 from mlip_autopipec.orchestration.task_queue import (
+    QUIET_LOCAL_CLUSTER,
     LostJobWatchdog,
     TaskFailure,
     TaskQueue,
@@ -40,6 +41,23 @@ def test_local_cluster_runs_tasks_and_reports_failures_as_data() -> None:
     assert values == [1, 2, 5, 17]
     assert len(failures) == 1 and failures[0].item == (3,)
     assert "three is refused" in failures[0].error
+
+
+def dask_settings_of_a_worker(_: int) -> dict[str, object]:
+    import dask
+
+    return {key: dask.config.get(key) for key in QUIET_LOCAL_CLUSTER}
+
+
+def test_local_workers_keep_their_bookkeeping_quiet_while_tasks_wait_on_programs() -> None:
+    import dask
+
+    with TaskQueue(ComputeConfig(n_workers=1)) as queue:
+        (settings,) = [
+            s for batch in queue.map_unordered(dask_settings_of_a_worker, [(0,)]) for s in batch
+        ]
+    assert settings == QUIET_LOCAL_CLUSTER
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # ours is untouched
 
 
 def niceness_of_a_child(_: int) -> int:
