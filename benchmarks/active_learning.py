@@ -66,6 +66,7 @@ from mlip_autopipec.orchestration.training import (
     train_iteration,
 )
 from mlip_autopipec.orchestration.workflow import WorkflowManager
+from mlip_autopipec.surrogate.base import set_torch_threads
 from mlip_autopipec.training.pacemaker import TrainingResult
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "si" / "config.yaml"
@@ -105,6 +106,9 @@ def md_snapshots(
     """`count` CHGNet Langevin MD snapshots of `start`, `steps` 2 fs steps apart."""
     from chgnet.model.dynamics import CHGNetCalculator
 
+    # one thread: two spin-wait for each other when a fit or pw.x holds the other core (the
+    # hold-out's 2000 steps took 45 min beside the Si-Ge example's final phase)
+    set_torch_threads(1)
     atoms = start.copy()
     atoms.calc = CHGNetCalculator(use_device="cpu")
     rng = np.random.default_rng(seed)
