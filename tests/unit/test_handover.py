@@ -129,6 +129,20 @@ def test_the_card_says_how_the_validation_md_went_with_the_fits_active_set() -> 
     assert "gamma >= 8 is outside" in trust_lines(inference, None)
 
 
+def test_the_card_says_why_a_dft_value_is_missing() -> None:
+    from mlip_autopipec.orchestration.handover import _validation_lines
+
+    row = {"name": "E_vac (unrelaxed)", "unit": "eV", "potential": 2.29, "dft": None,
+           "composition": "Ge"}  # fmt: skip
+    cost = {"structures": 62, "labeled": 61, "failed": 1}
+    card = _validation_lines({"comparisons": [row], "dft_cost": cost})
+    assert "| Ge: E_vac (unrelaxed) (eV) | 2.29 | - |" in card
+    assert "DFT side: 1 of 62 pw.x calculations failed" in card
+    assert "failed" not in _validation_lines(
+        {"comparisons": [row], "dft_cost": {**cost, "failed": 0}}
+    )
+
+
 def test_dft_side_alongside_passes_its_progress_and_a_failure_leaves_it_to_the_hand_over(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -243,6 +243,7 @@ def test_report_section_reads_the_json(tmp_path: Path) -> None:
     assert lines[1].strip().startswith("FAILED potential: E(V) convex over the scan: d2E/dV2")
     assert sum("FAILED" in line for line in lines) == 1
     assert any("score 1.500 (1 failed checks" in line for line in lines)
+    assert any("DFT side: 1 of 12 pw.x calculations failed" in line for line in lines)
     md = {"atoms": 16, "temperature": 1200.0, "steps": 200, "steps_done": 10, "max_gamma": 23.6,
           "in_domain": False, "gamma_upper": 8.0}  # fmt: skip
     (folder / "iter_002.json").write_text(json.dumps({**document, "md": md}))

@@ -25,6 +25,7 @@ from mlip_autopipec.generation.anchors import is_anchor
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.dft_check import stored_result
 from mlip_autopipec.orchestration.labeling import ProgressCallback
+from mlip_autopipec.orchestration.report_validation import dft_failure_line
 from mlip_autopipec.orchestration.training import Candidate, candidates
 from mlip_autopipec.orchestration.validation import (
     dft_reference,
@@ -266,6 +267,9 @@ def _validation_lines(document: dict[str, Any] | None) -> str:
             f"| {row_label(row)} ({row['unit']}) | {_number(row.get('potential'))} | "
             f"{_number(row.get('dft'))} | {'' if error is None else f'{100 * error:+.1f} %'} |"
         )
+    failure = dft_failure_line(document)
+    if failure:
+        lines.append(f"\n{failure}.")
     failed = [check for check in document.get("checks", []) if not check.get("passed", True)]
     for check in failed:
         lines.append(

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.validation import newest_validation
+from mlip_autopipec.orchestration.validation_dft import VALIDATION_DATABASE, VALIDATION_FOLDER
 from mlip_autopipec.validation.evaluate import row_label
 
 
@@ -64,6 +65,19 @@ def failed_check_lines(document: dict[str, Any]) -> list[str]:
         for check in document.get("checks", [])
         if not check["passed"]
     ]
+
+
+def dft_failure_line(document: dict[str, Any]) -> str | None:
+    """Why a DFT column shows "-": some of the validation's pw.x runs failed (a timeout on a
+    loaded machine, an SCF that never converged); None when none did."""
+    cost = document.get("dft_cost") or {}
+    if not cost.get("failed"):
+        return None
+    return (
+        f"DFT side: {cost['failed']} of {cost['structures']} pw.x calculations failed; the "
+        f"properties that need them show - (their reasons: {VALIDATION_FOLDER}/"
+        f"{VALIDATION_DATABASE}, rows with status failed)"
+    )
 
 
 def _checks(checks: list[dict[str, Any]]) -> str:
@@ -140,6 +154,9 @@ def validation_lines(campaign: Campaign) -> list[str]:
             f"  {row_label(row)}: {_number(row['potential'], 4)} vs {_number(row['dft'], 4)} "
             f"{row['unit']}{share}"
         )
+    failure = dft_failure_line(document)
+    if failure:
+        lines.append(f"  {failure}")
     score = document.get("score")
     if score:
         lines.append(
