@@ -15,11 +15,16 @@ from typer.testing import CliRunner
 
 from mlip_autopipec.cli import app
 from mlip_autopipec.config import MLIPConfig, config_from_dict
+from mlip_autopipec.core import keys
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.report import write_report
 from mlip_autopipec.orchestration.training import finished_fits
 from mlip_autopipec.orchestration.validation import validate_candidate, validate_potential
-from mlip_autopipec.orchestration.validation_dft import DFTReferenceAlongside
+from mlip_autopipec.orchestration.validation_dft import (
+    DFTReferenceAlongside,
+    dft_reference,
+    validation_campaign,
+)
 from tests.conftest import write_config
 from tests.integration.conftest import TrainedCampaign, training_config_dict
 
@@ -185,3 +190,21 @@ def test_changed_dft_settings_never_reuse_the_stored_labels(
     assert "other dft settings (ecutwfc)" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert sorted((config.workflow.work_dir / "validation").rglob("*")) == before
+
+
+def test_a_dft_side_calculation_that_failed_is_tried_again_on_the_next_run(
+    validated: tuple[MLIPConfig, dict], tmp_path: Path
+) -> None:
+    config, _ = validated
+    shutil.copytree(config.workflow.work_dir, tmp_path / "work")
+    campaign = Campaign.open(validation_config(tmp_path))
+    database = validation_campaign(campaign).database
+    smallest = min(database.select(**{keys.STATUS: keys.LABELED}), key=lambda r: len(r.atoms))
+    # as a pw.x timeout leaves it
+    database.connector.db.update(smallest.id, **{keys.STATUS: keys.FAILED})
+
+    cost = dft_reference(campaign).cost
+
+    assert cost.new_calculations == 1 and cost.failed == 0
+    assert database.select(id=smallest.id)[0].status == keys.LABELED
+    assert dft_reference(campaign).cost.new_calculations == 0

@@ -136,6 +136,7 @@ class _Labeler:
     def label(self, structures: dict[str, Atoms]) -> Results:
         database = self.validation.database
         if self.compute:
+            self._requeue_failed({structure_hash(atoms) for atoms in structures.values()})
             database.add_structures(list(structures.values()), keys.SELECTED, 0, ORIGIN)
             progress = label_selected(self.validation, on_progress=self.on_progress)
             self.new_calculations += progress.labeled + progress.failed
@@ -153,6 +154,18 @@ class _Labeler:
                     stress=found.get("stress"),
                 )
         return results
+
+    def _requeue_failed(self, hashes: set[str]) -> None:
+        """A structure whose pw.x failed on an earlier run (a timeout on a loaded machine, an
+        SCF that did not converge) gets one more try per run, not one per stage that uses it."""
+        failed = [
+            row.id
+            for row in _rows(self.validation.database, hashes - self.used).values()
+            if row.status == keys.FAILED
+        ]
+        if failed:
+            logger.info("validation: %d pw.x runs that failed before are tried again", len(failed))
+            self.validation.database.set_status(failed, keys.SELECTED)
 
     def label_together(self, batches: list[dict[str, Atoms]]) -> list[Results]:
         """Several structure sets in one labeling pass (the task queue runs them side by
