@@ -23,6 +23,7 @@ from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.database import open_database
 from mlip_autopipec.orchestration.training import (
     candidates,
+    final_fit_pending,
     latest_fit,
     train_final,
     train_iteration,
@@ -346,6 +347,31 @@ def test_the_final_fit_starts_from_scratch_on_every_label_with_its_own_settings(
     names = [c.name for c in candidates(Campaign.open(config))]
     assert names == ["iter_000", "final_001"]  # the loop's fits first, oldest first
     assert train_final(Campaign.open(training_config(tmp_path, final_maxiter=0))) is None
+
+
+def test_a_final_fit_made_with_other_settings_is_set_aside_and_fitted_again(
+    trained_campaign: TrainedCampaign, tmp_path: Path
+) -> None:
+    config = trained_campaign.copy_to(tmp_path, final_maxiter=7, final_kappa=0.02)
+    first = train_final(Campaign.open(config))
+    assert first is not None
+    first_potential = digest(first.potential)
+    validation = tmp_path / "work" / "validation"
+    validation.mkdir(parents=True, exist_ok=True)
+    (validation / f"{first.folder.name}.json").write_text("{}")  # its validation, stale soon
+    campaign = Campaign.open(training_config(tmp_path, final_maxiter=7, final_kappa=0.05))
+    assert final_fit_pending(campaign)
+
+    again = train_final(campaign)
+
+    assert again is not None and again.folder == first.folder
+    assert read_input_yaml(again.folder / "input.yaml")["fit"]["loss"]["kappa"] == 0.05
+    aside = tmp_path / "work" / "potentials" / "superseded" / f"{first.folder.name}-1"
+    assert digest(aside / first.potential.name) == first_potential
+    assert (aside / "validation" / f"{first.folder.name}.json").is_file()
+    assert not (validation / f"{first.folder.name}.json").exists()
+    assert not final_fit_pending(campaign)
+    assert [c.name for c in candidates(campaign)] == ["iter_000", first.folder.name]
 
 
 def read_input_yaml(path: Path) -> dict[str, Any]:

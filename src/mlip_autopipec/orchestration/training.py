@@ -9,6 +9,7 @@ they were. Before the fit, the previous potential's error on the new structures 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from mlip_autopipec.orchestration.fit_errors import (
     validation_errors,
 )
 from mlip_autopipec.orchestration.summaries import PhaseProgress, TrainSummary
+from mlip_autopipec.orchestration.validation_dft import VALIDATION_FOLDER, validation_layout
 from mlip_autopipec.training.dataset import (
     TRAIN,
     DatasetBuilder,
@@ -43,6 +45,8 @@ from mlip_autopipec.training.pacemaker import (
 from mlip_autopipec.training.splits import SplitEntry, decide_splits
 
 logger = logging.getLogger(__name__)
+
+SUPERSEDED_FOLDER = "superseded"  # in potentials/: fits made stale by changed settings
 
 
 def finished_fits(campaign: Campaign) -> list[tuple[int, TrainingResult]]:
@@ -179,7 +183,9 @@ def train_final(campaign: Campaign) -> TrainingResult | None:
     records = labeled_records(campaign)
     target = final_fit_folder(campaign, records)
     if (target / METRICS_FILE).is_file():
-        return TrainingResult.load(target)
+        if _final_fit_is_current(campaign, records, target):
+            return TrainingResult.load(target)
+        set_aside(campaign, target)
     data = training_structures(campaign, records)
     newest = latest_fit(campaign)  # its reference energies, not its coefficients
     result = fit_and_store_splits(campaign, final_settings(training), data, target, None, newest)
@@ -194,11 +200,53 @@ def final_fit_folder(campaign: Campaign, records: list[Any]) -> Path:
 
 def final_fit_pending(campaign: Campaign) -> bool:
     """Whether `train_final` is going to fit: there are labels, and no finished final fit
-    on them."""
+    on them with the configured settings."""
     if campaign.config.training.final_maxiter == 0:
         return False
     records = campaign.database.select(**{keys.STATUS: keys.LABELED})
-    return bool(records) and not (final_fit_folder(campaign, records) / METRICS_FILE).is_file()
+    if not records:
+        return False
+    target = final_fit_folder(campaign, records)
+    return not (target / METRICS_FILE).is_file() or not _final_fit_is_current(
+        campaign, records, target
+    )
+
+
+def _final_fit_is_current(campaign: Campaign, records: list[Any], finished: Path) -> bool:
+    """Whether the finished final fit is what the configured settings would fit now (a
+    changed final_kappa, final_maxiter or basis makes it stale)."""
+    config = campaign.config
+    structures, _ = training_structures(campaign, records)
+    wrapper = PacemakerWrapper(final_settings(config.training), config.system.elements)
+    builder = DatasetBuilder(reference_energies_for(config, structures, latest_fit(campaign)))
+    return wrapper.is_fitted_as_now(structures, builder, finished)
+
+
+def set_aside(campaign: Campaign, fit_folder: Path) -> Path:
+    """Move a stale fit, with its validation files, into potentials/superseded/<name>-<k>:
+    nothing computed is lost, and no result of it is shown as the new fit's."""
+    root = campaign.layout.potentials_root / SUPERSEDED_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    number = 1 + sum(1 for _ in root.glob(f"{fit_folder.name}-*"))
+    aside = root / f"{fit_folder.name}-{number}"
+    validation = validation_layout(campaign).work_dir
+    results = [
+        *validation.glob(f"{fit_folder.name}.json"),
+        *validation.glob(f"{fit_folder.name}_*"),
+        *validation.glob(f"scores/{fit_folder.name}.json"),
+    ]
+    shutil.move(fit_folder, aside)
+    for path in results:
+        moved = aside / VALIDATION_FOLDER / path.relative_to(validation)
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, moved)
+    logger.warning(
+        "%s was fitted with other training settings than the config's now; set aside in %s, "
+        "fitting it again",
+        fit_folder,
+        aside,
+    )
+    return aside
 
 
 def final_settings(training: TrainingConfig) -> TrainingConfig:
@@ -222,16 +270,23 @@ def fit_and_store_splits(
     new splits are stored only once the fit succeeded."""
     structures, new_splits = data
     config = campaign.config
-    references = choose_reference_energies(
+    references = reference_energies_for(config, structures, references_from)
+    wrapper = PacemakerWrapper(training, config.system.elements)
+    result = wrapper.fit(structures, DatasetBuilder(references), target, previous)
+    campaign.database.set_keys({row_id: {keys.SPLIT: s} for row_id, s in new_splits.items()})
+    return result
+
+
+def reference_energies_for(
+    config: Any, structures: list[LabeledStructure], references_from: TrainingResult | None
+) -> dict[str, float]:
+    """The configured isolated-atom energies, else `references_from`'s, else fitted."""
+    return choose_reference_energies(
         config.training.reference_energies,
         references_from.metrics.reference_energies if references_from is not None else None,
         structures,
         config.system.elements,
     )
-    wrapper = PacemakerWrapper(training, config.system.elements)
-    result = wrapper.fit(structures, DatasetBuilder(references), target, previous)
-    campaign.database.set_keys({row_id: {keys.SPLIT: s} for row_id, s in new_splits.items()})
-    return result
 
 
 def train_phase(

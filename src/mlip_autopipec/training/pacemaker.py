@@ -212,16 +212,14 @@ class PacemakerWrapper:
         """Fit on the train structures, test on the test ones; results land in target_dir."""
         if target_dir.exists():
             raise TrainingError(f"{target_dir} exists already; it holds a finished fit")
-        functions = determined_basis(self.training, train_atoms_per_element(structures))
-        if functions < self.training.number_of_functions_per_element:
+        wrapper = self._for_data(structures)
+        if wrapper is not self:
             logger.warning(
                 "%d functions per element (of %d configured): no more training atoms of the "
                 "scarcest element for the active set; the basis grows as data arrive",
-                functions,
+                wrapper.training.number_of_functions_per_element,
                 self.training.number_of_functions_per_element,
             )
-            capped = self.training.model_copy(update={"number_of_functions_per_element": functions})
-            wrapper = PacemakerWrapper(capped, self.elements, self.profile)
             return wrapper.fit(structures, builder, target_dir, previous)
         fingerprint = self.fingerprint(structures, builder, previous)
         kept = finished_fit(staging_folder(target_dir), fingerprint)
@@ -270,6 +268,30 @@ class PacemakerWrapper:
                 structures, builder, (staging, start, fit_seconds), previous
             )
         return staging, start, fit_seconds
+
+    def _for_data(self, structures: Sequence[LabeledStructure]) -> PacemakerWrapper:
+        """This wrapper, or one with the basis capped to what the scarcest element's training
+        atoms can determine (the active set needs as many atoms as functions)."""
+        functions = determined_basis(self.training, train_atoms_per_element(structures))
+        if functions >= self.training.number_of_functions_per_element:
+            return self
+        capped = self.training.model_copy(update={"number_of_functions_per_element": functions})
+        return PacemakerWrapper(capped, self.elements, self.profile)
+
+    def is_fitted_as_now(
+        self,
+        structures: Sequence[LabeledStructure],
+        builder: DatasetBuilder,
+        finished: Path,
+        previous: TrainingResult | None = None,
+    ) -> bool:
+        """Whether the finished fit in `finished` is what `fit` would make of this data with
+        these settings (a fit too old to have its fingerprint counts as the same)."""
+        try:
+            done = json.loads((finished / FIT_DONE).read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+        return bool(done == self._for_data(structures).fingerprint(structures, builder, previous))
 
     def fingerprint(
         self,
