@@ -227,7 +227,9 @@ def set_aside(campaign: Campaign, fit_folder: Path) -> Path:
     nothing computed is lost, and no result of it is shown as the new fit's."""
     root = campaign.layout.potentials_root / SUPERSEDED_FOLDER
     root.mkdir(parents=True, exist_ok=True)
-    number = 1 + sum(1 for _ in root.glob(f"{fit_folder.name}-*"))
+    number = 1
+    while (root / f"{fit_folder.name}-{number}").exists():
+        number += 1
     aside = root / f"{fit_folder.name}-{number}"
     validation = validation_layout(campaign).work_dir
     results = [
