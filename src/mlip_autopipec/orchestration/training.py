@@ -182,12 +182,12 @@ def train_final(campaign: Campaign) -> TrainingResult | None:
         return None
     records = labeled_records(campaign)
     target = final_fit_folder(campaign, records)
-    if (target / METRICS_FILE).is_file():
-        if _final_fit_is_current(campaign, records, target):
-            return TrainingResult.load(target)
-        set_aside(campaign, target)
     data = training_structures(campaign, records)
     newest = latest_fit(campaign)  # its reference energies, not its coefficients
+    if (target / METRICS_FILE).is_file():
+        if _final_fit_is_current(campaign, data[0], newest, target):
+            return TrainingResult.load(target)
+        set_aside(campaign, target)
     result = fit_and_store_splits(campaign, final_settings(training), data, target, None, newest)
     logger.info("final fit on %d structures: %s", len(records), target)
     return result
@@ -207,18 +207,24 @@ def final_fit_pending(campaign: Campaign) -> bool:
     if not records:
         return False
     target = final_fit_folder(campaign, records)
-    return not (target / METRICS_FILE).is_file() or not _final_fit_is_current(
-        campaign, records, target
-    )
-
-
-def _final_fit_is_current(campaign: Campaign, records: list[Any], finished: Path) -> bool:
-    """Whether the finished final fit is what the configured settings would fit now (a
-    changed final_kappa, final_maxiter or basis makes it stale)."""
-    config = campaign.config
+    if not (target / METRICS_FILE).is_file():
+        return True
     structures, _ = training_structures(campaign, records)
+    return not _final_fit_is_current(campaign, structures, latest_fit(campaign), target)
+
+
+def _final_fit_is_current(
+    campaign: Campaign,
+    structures: list[LabeledStructure],
+    newest: TrainingResult | None,
+    finished: Path,
+) -> bool:
+    """Whether the finished final fit is what the configured settings would fit now on
+    `structures` with `newest`'s reference energies (a changed final_kappa, final_maxiter or
+    basis makes it stale)."""
+    config = campaign.config
     wrapper = PacemakerWrapper(final_settings(config.training), config.system.elements)
-    builder = DatasetBuilder(reference_energies_for(config, structures, latest_fit(campaign)))
+    builder = DatasetBuilder(reference_energies_for(config, structures, newest))
     return wrapper.is_fitted_as_now(structures, builder, finished)
 
 
