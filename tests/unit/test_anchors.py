@@ -20,6 +20,7 @@ from mlip_autopipec.generation import StructureBuilder
 from mlip_autopipec.generation.anchors import (
     ANCHOR_DISPLACED,
     ANCHOR_STRAIN,
+    ANCHOR_VACANCY,
     ANCHOR_VOLUME,
     build_anchors,
     displaced_cells,
@@ -49,6 +50,7 @@ def test_anchors_cover_volume_strain_and_displacements_in_the_datas_cell() -> No
     assert volumes == pytest.approx([0.92, 0.95, 0.98, 1.0, 1.02, 1.05, 1.08])
     assert len(anchors[ANCHOR_STRAIN]) == 8  # 2 sizes x (uniaxial, shear) x (+, -)
     assert len(anchors[ANCHOR_DISPLACED]) == 2
+    assert [len(atoms) for atoms in anchors.pop(ANCHOR_VACANCY)] == [7]
     # the cell (and so the k-mesh) of the campaign's 8-atom bulk data, not the 2-atom primitive
     assert {len(atoms) for family in anchors.values() for atoms in family} == {8}
     supercell = StructureBuilder(SYSTEM, generation).build()[0].atoms
@@ -61,7 +63,28 @@ def test_anchors_fall_back_to_the_crystals_own_cell_when_the_supercell_is_large(
     anchors = by_origin(
         build_anchors(SYSTEM, GenerationConfig(supercells=[(2, 2, 2)]), AnchorsConfig())
     )
+    anchors.pop(ANCHOR_VACANCY)
     assert {len(atoms) for family in anchors.values() for atoms in family} == {8}
+
+
+def test_each_crystal_has_an_unrelaxed_vacancy_of_each_element_on_its_anchor_mesh() -> None:
+    """Selection seldom picks a vacancy cell: without one, E_vac is the fit's guess."""
+    generation = GenerationConfig(supercells=[(1, 1, 1)])
+    anchors = by_origin(build_anchors(SYSTEM, generation, AnchorsConfig()))
+    (vacancy,) = anchors[ANCHOR_VACANCY]
+    perfect = anchors[ANCHOR_VOLUME][3]  # volume strain 0
+    assert len(vacancy) == 7 and vacancy.cell.array == pytest.approx(perfect.cell.array)
+    assert kpoint_mesh(vacancy, 0.3) == kpoint_mesh(perfect, 0.3)
+    # unrelaxed: every remaining atom sits on a site of the perfect cell
+    assert all(
+        np.linalg.norm(perfect.positions - position, axis=1).min() < 1e-9
+        for position in vacancy.positions
+    )
+    rocksalt = SystemConfig(elements=["Na", "Cl"], prototype="rocksalt", lattice_constant=5.64)
+    vacancies = by_origin(build_anchors(rocksalt, generation, AnchorsConfig()))[ANCHOR_VACANCY]
+    assert sorted(atoms.get_chemical_formula() for atoms in vacancies) == ["Cl3Na4", "Cl4Na3"]
+    off = AnchorsConfig(vacancy=False)
+    assert ANCHOR_VACANCY not in by_origin(build_anchors(SYSTEM, generation, off))
 
 
 def test_anchors_of_one_crystal_share_one_k_mesh_whatever_their_strain() -> None:
@@ -182,6 +205,7 @@ def test_anchors_skip_large_cells_and_one_atom_displacements() -> None:
     anchors = by_origin(
         build_anchors(fcc, GenerationConfig(supercells=[(3, 3, 3)]), AnchorsConfig())
     )
+    assert ANCHOR_VACANCY not in anchors  # a 4-atom cell less one atom is another material
     assert {len(atoms) for family in anchors.values() for atoms in family} == {4}  # not 108
     assert len(anchors[ANCHOR_VOLUME]) == 7
     one_atom = bulk("Al", "fcc", a=4.04)

@@ -227,9 +227,9 @@ class SelectionConfig(Section):
 
 class AnchorsConfig(Section):
     """The near-equilibrium manifold labeled in iteration 0 whatever selection picks: an E-V
-    scan, uniaxial and shear strains and small displacements of each crystal, in the cell its
-    bulk data is labeled in (the first supercell when it has at most 16 atoms, else the
-    crystal's own cell, else its primitive cell); and each alloy composition near its
+    scan, uniaxial and shear strains, small displacements and a vacancy of each crystal, in
+    the cell its bulk data is labeled in (the first supercell when it has at most 16 atoms,
+    else the crystal's own cell, else its primitive cell); and each alloy composition near its
     equilibrium: a small E-V scan in that cell and other arrangements in cells of other
     shapes."""
 
@@ -259,6 +259,12 @@ class AnchorsConfig(Section):
     )
     displaced_cells: NonNegativeInt = Field(
         2, description="Randomly displaced copies of the anchor cell."
+    )
+    vacancy: Bool = Field(
+        True,
+        description="One vacancy per element of each crystal, unrelaxed in the anchor cell "
+        "(when it has at least 8 atoms): selection seldom picks a vacancy cell, and without "
+        "one a vacancy formation energy is a guess (the Si-Ge example's silicon: 1.2 eV off).",
     )
     energy_weight: PositiveFloat = Field(
         5.0, description="Energy weight of an anchor in the fit, relative to 1 for other data."

@@ -3,8 +3,10 @@
 pacemaker fits energies and forces, not stresses, so how the energy changes with volume and
 strain near equilibrium is learned only from energies of strained cells. Selection never picks
 these on its own (hot MD frames and rattled cells look more informative), so they are built
-here and labeled whatever selection does: an E-V scan, uniaxial and shear strains and small
-random displacements (the harmonic forces phonons come from).
+here and labeled whatever selection does: an E-V scan, uniaxial and shear strains, small
+random displacements (the harmonic forces phonons come from) and a vacancy (what a vacancy
+formation energy is learned from: selection picked no vacancy cell among the Si-Ge example's
+81 labels, and its potential put silicon's vacancy 1.2 eV below DFT's).
 
 All anchors of one crystal are built in the cell the campaign's bulk data is labeled in (its
 first supercell, when small enough) and keep that cell's k-mesh (`transforms.with_kpoint_cell`):
@@ -28,8 +30,11 @@ ANCHOR_VOLUME = "anchor:volume"
 ANCHOR_STRAIN = "anchor:strain"
 ANCHOR_DISPLACED = "anchor:displaced"
 ANCHOR_ALLOY = "anchor:alloy"
-ANCHOR_ORIGINS = (ANCHOR_VOLUME, ANCHOR_STRAIN, ANCHOR_DISPLACED, ANCHOR_ALLOY)
+ANCHOR_VACANCY = "anchor:vacancy"
+ANCHOR_ORIGINS = (ANCHOR_VOLUME, ANCHOR_STRAIN, ANCHOR_DISPLACED, ANCHOR_ALLOY, ANCHOR_VACANCY)
 MAX_ANCHOR_ATOMS = 16  # anchors are many small cells: a larger cell is not a cheap anchor
+# Below this, a vacancy is a different material (a 4-atom fcc cell less one atom is 25 % empty).
+MIN_VACANCY_CELL_ATOMS = 8
 
 
 def is_anchor(origin: str) -> bool:
@@ -49,6 +54,7 @@ def build_anchors(
         result += volume_scan(parent, anchors.volume_strains)
         result += strained_cells(parent, anchors.strains)
         result += displaced_cells(base.name, parent, generation.seed, anchors)
+        result += vacancy_cells(parent) if anchors.vacancy else []
     return result + alloy_anchors(builder, anchors)
 
 
@@ -153,4 +159,18 @@ def displaced_cells(
         rng = transforms.rng_for(seed, "anchor", name, draw)
         atoms = transforms.gaussian_rattle(cell, anchors.displacement, rng)
         result.append(GeneratedStructure(atoms, ANCHOR_DISPLACED))
+    return result
+
+
+def vacancy_cells(cell: Atoms) -> list[GeneratedStructure]:
+    """The anchor cell with one atom of each element removed, unrelaxed (its forces are the
+    relaxation's start); none in a cell of fewer than MIN_VACANCY_CELL_ATOMS atoms."""
+    if len(cell) < MIN_VACANCY_CELL_ATOMS:
+        return []
+    result = []
+    symbols = cell.get_chemical_symbols()
+    for element in dict.fromkeys(symbols):
+        atoms = cell.copy()
+        del atoms[symbols.index(element)]
+        result.append(GeneratedStructure(atoms, ANCHOR_VACANCY))
     return result
