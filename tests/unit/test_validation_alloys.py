@@ -23,7 +23,7 @@ from mlip_autopipec.validation.alloys import (
 )
 from mlip_autopipec.validation.calculator import alloy_calculator_side, calculator_side
 from mlip_autopipec.validation.evaluate import row_label
-from mlip_autopipec.validation.score import row_error
+from mlip_autopipec.validation.score import error_text, row_error
 from mlip_autopipec.validation.structures import material_scans
 
 SETTINGS = ValidationConfig(properties=["eos", "alloys"])
@@ -156,6 +156,20 @@ def test_a_mixing_energy_off_by_the_target_scores_one() -> None:
         "relative_error": -0.0099,
     }
     assert row_error(alloy_a0) == pytest.approx(0.99)
+
+
+def test_differences_are_shown_as_differences_and_ratios_as_percent() -> None:
+    """What the table shows is what the score judges: a mixing energy 15 meV/atom off is
+    "+15 meV/atom", not "+150 %"; a Vegard deviation near zero has no meaningful ratio."""
+    mixing = {"name": "E_mix (ordered)", "unit": "meV/atom", "potential": 25.0, "dft": 10.0}
+    assert error_text({**mixing, "relative_error": 1.5}) == "+15 meV/atom"
+    vegard = {"name": "Vegard deviation", "unit": "Å", "potential": -0.0546, "dft": -0.0064}
+    assert error_text({**vegard, "relative_error": -7.58}) == "-0.0482 Å"
+    vacancy = {"name": "E_vac (unrelaxed)", "unit": "eV", "potential": 1.85, "dft": 3.05}
+    assert error_text({**vacancy, "relative_error": -0.39}) == "-1.2 eV"
+    a0 = {"name": "a0", "unit": "Å", "potential": 5.5, "dft": 5.0, "relative_error": 0.1}
+    assert error_text(a0) == "+10.0 %"
+    assert error_text({**a0, "potential": None, "relative_error": None}) == ""
 
 
 def test_random_cell_is_the_same_structure_on_every_call() -> None:

@@ -211,7 +211,15 @@ def test_report_section_reads_the_json(tmp_path: Path) -> None:
         "iteration": 2,
         "potential": "p.yaml",
         "comparisons": [
-            {"name": "a0", "unit": "Å", "potential": 5.5, "dft": 5.0, "relative_error": 0.1}
+            {"name": "a0", "unit": "Å", "potential": 5.5, "dft": 5.0, "relative_error": 0.1},
+            {
+                "name": "E_mix (ordered)",
+                "unit": "meV/atom",
+                "potential": 49.5,
+                "dft": 34.5,
+                "relative_error": 0.435,
+                "composition": "Ge0.5Si0.5",
+            },
         ],
         "dft_cost": {
             "structures": 12,
@@ -236,6 +244,7 @@ def test_report_section_reads_the_json(tmp_path: Path) -> None:
     (folder / "iter_002.json").write_text(json.dumps(document))
     section = validation_section(campaign)
     assert "+10.0 %" in section and "12 structures (11 labeled, 1 failed)" in section
+    assert "+15 meV/atom" in section and "43.5 %" not in section
     assert "42 s of pw.x" in section and "<img" not in section
     assert 'color:#c00"><b>FAILED potential: E(V) convex over the scan' in section
     assert "Checks: 1 of 2 passed" in section

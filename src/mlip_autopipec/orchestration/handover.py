@@ -35,6 +35,7 @@ from mlip_autopipec.orchestration.validation import (
 from mlip_autopipec.orchestration.validation_dft import DFTReference
 from mlip_autopipec.training.pacemaker import TrainingResult, reference_energies
 from mlip_autopipec.validation.evaluate import row_label
+from mlip_autopipec.validation.score import error_text
 
 logger = logging.getLogger(__name__)
 
@@ -262,10 +263,9 @@ def _validation_lines(document: dict[str, Any] | None) -> str:
         return "Not validated (validation disabled or failed; see the log)."
     lines = ["| property | potential | DFT | error |", "|---|---|---|---|"]
     for row in document.get("comparisons", []):
-        error = row.get("relative_error")
         lines.append(
             f"| {row_label(row)} ({row['unit']}) | {_number(row.get('potential'))} | "
-            f"{_number(row.get('dft'))} | {'' if error is None else f'{100 * error:+.1f} %'} |"
+            f"{_number(row.get('dft'))} | {error_text(row)} |"
         )
     failure = dft_failure_line(document)
     if failure:

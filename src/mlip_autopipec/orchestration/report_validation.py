@@ -11,6 +11,7 @@ from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.validation import newest_validation
 from mlip_autopipec.orchestration.validation_dft import VALIDATION_DATABASE, VALIDATION_FOLDER
 from mlip_autopipec.validation.evaluate import row_label
+from mlip_autopipec.validation.score import error_text
 
 
 def validation_section(campaign: Campaign) -> str:
@@ -44,12 +45,10 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "<table><tr><th>property</th><th>unit</th><th>potential</th><th>DFT</th>"
-        "<th>relative error</th></tr>"
+        "<table><tr><th>property</th><th>unit</th><th>potential</th><th>DFT</th><th>error</th></tr>"
     ]
     for row in rows:
-        error = row.get("relative_error")
-        share = "-" if error is None else f"{100 * error:+.1f} %"
+        share = html.escape(error_text(row) or "-")
         lines.append(
             f"<tr><td>{html.escape(row_label(row))}</td><td>{html.escape(row['unit'])}</td>"
             f"<td>{_number(row['potential'], 4)}</td><td>{_number(row['dft'], 4)}</td>"
@@ -148,8 +147,8 @@ def validation_lines(campaign: Campaign) -> list[str]:
     lines = [f"validation of {fit_name(document)} (potential vs DFT):"]
     lines += [f"  {line}" for line in failed_check_lines(document)]
     for row in document["comparisons"]:
-        error = row.get("relative_error")
-        share = "" if error is None else f" ({100 * error:+.1f} %)"
+        error = error_text(row)
+        share = f" ({error})" if error else ""
         lines.append(
             f"  {row_label(row)}: {_number(row['potential'], 4)} vs {_number(row['dft'], 4)} "
             f"{row['unit']}{share}"

@@ -42,6 +42,21 @@ RELATIVE_TARGETS = {
 }
 ABSOLUTE_TARGETS = {"E_vac": 0.2, "E_mix": 15.0}  # eV, meV/atom: in the row's unit
 NOT_SCORED = ("Vegard deviation",)  # shown beside the alloy a0, which is scored
+# Read as potential - DFT in the row's unit: an absolute target, or a small difference itself
+# (a Vegard deviation of -0.05 against -0.006 Å is no "-758 %").
+DIFFERENCE_ROWS = (*ABSOLUTE_TARGETS, *NOT_SCORED)
+
+
+def error_text(row: dict[str, Any]) -> str:
+    """The row's error as shown to the user: potential - DFT with the unit for E_vac, E_mix
+    and the Vegard deviation, else the relative error in %; "" when a side is missing."""
+    potential, dft = row.get("potential"), row.get("dft")
+    if potential is None or dft is None:
+        return ""
+    if str(row["name"]).startswith(DIFFERENCE_ROWS):
+        return f"{potential - dft:+.3g} {row['unit']}"
+    error = row.get("relative_error")
+    return "" if error is None else f"{100 * error:+.1f} %"
 
 
 def row_error(row: dict[str, Any]) -> float | None:
