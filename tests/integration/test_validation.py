@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from mlip_autopipec.orchestration.validation_dft import (
     dft_reference,
     validation_campaign,
 )
+from mlip_autopipec.validation.checks import HELD_OUT_FORCES
 from tests.conftest import write_config
 from tests.integration.conftest import TrainedCampaign, training_config_dict
 
@@ -119,6 +121,25 @@ def test_the_potential_is_scored_against_the_stored_dft_side_without_pw_x(
         r["dft"] for r in document["comparisons"]
     ]
     assert sorted((config.workflow.work_dir / "validation" / "dft").rglob("attempt_*")) == attempts
+
+
+def test_the_potential_is_checked_on_the_campaigns_held_out_labels(
+    validated: tuple[MLIPConfig, dict],
+) -> None:
+    """The forces on the test split, which the fit never saw: the same RMSE pacemaker reports
+    for its test set, judged against workflow.target_force_rmse."""
+    config, document = validated
+    campaign = Campaign.open(config)
+    fit = finished_fits(campaign)[-1][1]
+    held_out = campaign.database.select(**{keys.STATUS: keys.LABELED, keys.SPLIT: "test"})
+    assert held_out and fit.metrics.test is not None
+    (check,) = [c for c in document["checks"] if c["name"] == HELD_OUT_FORCES]
+    found = re.search(r"force RMSE (\d+) meV/Å on the (\d+) test-split labels", check["detail"])
+    assert found is not None, check
+    rmse, count = int(found.group(1)), int(found.group(2))
+    assert count == len(held_out)
+    assert rmse == pytest.approx(fit.metrics.test.rmse_forces, abs=1)  # meV/Å
+    assert check["passed"] == (rmse <= 1000 * config.workflow.target_force_rmse)
 
 
 def test_md_check_reports_gamma_and_rdf(validated: tuple[MLIPConfig, dict]) -> None:

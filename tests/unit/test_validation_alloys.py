@@ -198,7 +198,7 @@ def test_the_table_names_every_row_and_check_by_its_composition() -> None:
         DFTCost(0.3, 0, 0, 0, 0, 0.0),
     )
     document = candidate_document(
-        PotentialSides(*sides(ShiftedEMT({"Au": -50.0}), [HALF])), reference
+        PotentialSides(*sides(ShiftedEMT({"Au": -50.0}), [HALF])), reference, []
     )
     labels = [row_label(row) for row in document["comparisons"]]
     assert labels[:2] == ["Cu: a0", "Cu: B (EOS)"] and "Au: a0" in labels

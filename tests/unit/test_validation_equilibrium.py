@@ -207,6 +207,23 @@ def test_a_failed_check_ranks_below_any_passing_candidate() -> None:
     assert candidate_score(missing, passing)["failed"] == ["C12 missing"]
 
 
+def test_forces_on_held_out_labels_above_the_users_target_fail_and_rank_below() -> None:
+    """The Si-Ge example's case: the loop's iteration-2 fit scored 0.483 on the table, the
+    final fit 0.519, with 208 and 92 meV/Å on the same 6 test-split labels (target 100)."""
+    from mlip_autopipec.validation.checks import held_out_forces_check
+
+    errors = np.full(6 * 8 * 3, 0.208)
+    loose = held_out_forces_check(errors, 6, 0.1)
+    tight = held_out_forces_check(errors / 2.26, 6, 0.1)
+    assert not loose.passed and tight.passed and loose.side == "potential"
+    assert "208 meV/Å on the 6 test-split labels" in loose.detail
+    table = [{"name": "C11", "potential": 1.3, "dft": 1.0, "relative_error": 0.3}]
+    better_table = [{"name": "C11", "potential": 1.1, "dft": 1.0, "relative_error": 0.1}]
+    assert (
+        candidate_score(table, [tight])["score"] < candidate_score(better_table, [loose])["score"]
+    )
+
+
 def test_meeting_every_target_beats_a_smaller_mean_that_misses_two() -> None:
     """The example's case: a fit 27 and 33 % off in C11 and C12 but close elsewhere against
     one within every target; the lowest phonon at L weighs, at 20 %, not at 5 %."""

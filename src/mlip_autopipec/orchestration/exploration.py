@@ -509,7 +509,8 @@ def _composition_shares(
     pick. With several, see `balanced_shares`: no composition falls below half an even share
     of what was sent to DFT (anchors included), and beyond that picks go where the fewest
     explored structures are (anchors not counted: they are the same fixed set for every
-    crystal); within one composition, the method picks."""
+    crystal); within one composition, the method picks. For the methods that know nothing
+    of the fit (fps, random, kmedoids, and maxvol's first iteration)."""
     groups = _composition_groups(survivors)
     if len(groups) == 1:
         return [(next(iter(groups.values())), wanted)]

@@ -16,6 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from ase import Atoms
+
+from mlip_autopipec.core import keys
+from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.inference.ase_md import run_ase_md
 from mlip_autopipec.inference.md_types import MDRunSpec, PotentialFiles
@@ -28,6 +33,7 @@ from mlip_autopipec.orchestration.validation_dft import (
     dft_reference,
     validation_layout,
 )
+from mlip_autopipec.training.dataset import TEST
 from mlip_autopipec.training.pacemaker import TrainingResult
 from mlip_autopipec.validation.alloys import AlloySide
 from mlip_autopipec.validation.calculator import (
@@ -35,6 +41,7 @@ from mlip_autopipec.validation.calculator import (
     calculator_side,
     potential_calculator,
 )
+from mlip_autopipec.validation.checks import Check, held_out_forces_check
 from mlip_autopipec.validation.evaluate import SideProperties
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
 from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
@@ -79,7 +86,29 @@ def validate_candidate(
     better; a failed check ranks below every candidate that passes them all)."""
     if reference is None:
         reference = dft_reference(campaign, compute=False)
-    return candidate_document(potential_sides(reference, fit.potential), reference)
+    sides = potential_sides(reference, fit.potential)
+    return candidate_document(sides, reference, held_out_checks(campaign, fit.potential))
+
+
+def held_out_checks(campaign: Campaign, potential: Path) -> list[Check]:
+    """The potential's forces on every labeled test-split structure (no fit trains on them,
+    so every candidate is judged on the same unseen labels); none without a test split."""
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED, keys.SPLIT: TEST})
+    labeled = [row.atoms for row in rows if _has_forces(row.atoms)]
+    if not labeled:
+        return []
+    calculator = potential_calculator(potential)
+    errors = []
+    for reference in labeled:
+        atoms = as_computed(reference)
+        atoms.calc = calculator
+        errors.append((atoms.get_forces() - reference.get_forces()).ravel())
+    target = campaign.config.workflow.target_force_rmse
+    return [held_out_forces_check(np.concatenate(errors), len(labeled), target)]
+
+
+def _has_forces(atoms: Atoms) -> bool:
+    return atoms.calc is not None and "forces" in atoms.calc.results
 
 
 @dataclass(frozen=True)
@@ -103,10 +132,12 @@ def potential_sides(reference: DFTReference, potential: Path) -> PotentialSides:
     )
 
 
-def candidate_document(potential: PotentialSides, reference: DFTReference) -> dict[str, Any]:
+def candidate_document(
+    potential: PotentialSides, reference: DFTReference, held_out: list[Check]
+) -> dict[str, Any]:
     """The table rows of every material (each naming its composition when there are
-    several), every check, and the score; the main material's sides in full, the others'
-    beside them."""
+    several), every check (with `held_out`, the potential's on the campaign's own labels),
+    and the score; the main material's sides in full, the others' beside them."""
     rows, mine, theirs = full_table(
         [material.scan.composition for material in reference.materials],
         potential.materials,
@@ -115,6 +146,7 @@ def candidate_document(potential: PotentialSides, reference: DFTReference) -> di
         [alloy.side for alloy in reference.alloys],
     )
     table = [row.as_dict() for row in rows]
+    mine = mine + held_out
     return {
         "comparisons": table,
         "checks": [check.as_dict() for check in mine + theirs],
@@ -184,7 +216,7 @@ def validate_potential(
         "iteration": candidate.last_iteration,
         "potential": str(fit.potential),
         "reference_lattice_constant": config.system.lattice_constant,
-        **candidate_document(sides, reference),
+        **candidate_document(sides, reference, held_out_checks(campaign, fit.potential)),
         "dft_side": _jsonable(asdict(reference.side)),
         "dft_cost": asdict(reference.cost),
         "md": md,

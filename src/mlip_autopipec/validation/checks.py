@@ -6,6 +6,9 @@ shown as a red line wherever the validation is shown.
 - The EOS fit succeeded and its minimum lies inside the scanned volumes.
 - Born stability of a cubic crystal: C11 - C12 > 0, C11 + 2 C12 > 0, C44 > 0 (relaxed ions).
 - No unstable zone-centre optical mode, no imaginary phonon frequency.
+- Forces on held-out labels (the campaign's test split, which no fit trains on) within the
+  user's `workflow.target_force_rmse`: MD runs on forces, and a potential that matches the
+  crystal's properties with twice the force error of another is not the one to hand over.
 """
 
 from __future__ import annotations
@@ -95,3 +98,17 @@ def phonon_check(lowest_frequency: float, side: str) -> Check:
     stable = lowest_frequency > -IMAGINARY_TOLERANCE
     detail = f"lowest frequency on the band path {lowest_frequency:.2f} THz"
     return Check("no imaginary phonons", side, stable, detail)
+
+
+HELD_OUT_FORCES = "forces on held-out labels"
+
+
+def held_out_forces_check(force_errors: np.ndarray, structures: int, target: float) -> Check:
+    """Force RMSE (`force_errors`: potential - DFT, eV/Å, every component of `structures`
+    labeled structures no fit was trained on) at most `target` eV/Å."""
+    rmse = float(np.sqrt(np.mean(np.square(force_errors))))
+    detail = (
+        f"force RMSE {1000 * rmse:.0f} meV/Å on the {structures} test-split labels "
+        f"(workflow.target_force_rmse {1000 * target:.0f})"
+    )
+    return Check(HELD_OUT_FORCES, "potential", rmse <= target, detail)
