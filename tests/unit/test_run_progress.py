@@ -319,58 +319,6 @@ def test_no_composition_is_left_below_half_an_even_share_of_the_labels() -> None
     )
 
 
-def test_floor_shares_serve_only_what_a_composition_needs_to_hold_its_floor() -> None:
-    """Counted against the total once the picks are sent: a composition exactly at its floor
-    now would fall below it after the picks, so it gets what keeps it there; none for the rest."""
-    from mlip_autopipec.core.composition import composition, floor_shares
-
-    si, ge, half = composition(["Si"]), composition(["Ge"]), composition(["Si", "Ge"])
-    available = dict.fromkeys([si, ge, half], 20)
-    # three compositions: floor 1/6; 18 + 18 + 6 = 42 sent, 48 after 6 picks: 8 needed.
-    assert floor_shares(available, 6, {si: 18, ge: 18, half: 6}) == {half: 2}
-    assert floor_shares(available, 6, {si: 18, ge: 18, half: 10}) == {}
-    assert floor_shares({si: 5, ge: 5}, 4, {si: 20}) == {ge: 4}  # one with nothing sent yet
-    assert floor_shares({half: 1}, 6, {si: 18, ge: 18}) == {half: 1}  # no more than it has
-
-
-def test_maxvol_picks_go_where_the_fit_knows_least_after_the_floors(
-    tmp_path: Path, config_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """MaxVol runs over all compositions at once: a composition the fit knows well gets no
-    pick unless it is below its floor. (MaxVol itself, in a real ACE basis, is tested in
-    tests/integration/test_selection.py; here each candidate's 'gamma' stands for it.)"""
-    from mlip_autopipec.core.composition import composition
-    from mlip_autopipec.orchestration import exploration
-
-    make_binary(config_dict)
-    campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
-    database = campaign.database
-    database.add_structures(cells(["Si"] * 8, 9, 0.1), keys.SELECTED, 0, "md")
-    database.add_structures(cells(["Ge"] * 8, 9, 0.2), keys.SELECTED, 0, "md")
-    database.add_structures(cells(["Si", "Ge"] * 4, 2, 0.3), keys.SELECTED, 0, "md")
-    pool = cells(["Si"] * 8, 4, 0.4) + cells(["Ge"] * 8, 4, 0.5) + cells(["Si", "Ge"] * 4, 4, 0.6)
-    database.add_structures(pool, keys.CANDIDATE, 1, "md")
-    rows = database.select(**{keys.STATUS: keys.CANDIDATE})
-    pure_ge = {row.id for row in rows if set(row.atoms.get_chemical_symbols()) == {"Ge"}}
-    gamma = {row.id: 9.0 if row.id in pure_ge else 2.0 for row in rows}
-    calls: list[int] = []
-
-    def by_gamma(survivors: Any, fit: Any, wanted: int) -> list[exploration.Pick]:
-        calls.append(len(survivors))
-        order = sorted(range(len(survivors)), key=lambda i: -gamma[survivors[i].id])
-        return [exploration.Pick(i) for i in order[:wanted]]
-
-    monkeypatch.setattr(exploration, "_maxvol_picks", by_gamma)
-    picks = exploration._maxvol_picks_among(database, rows, 4, fit=None)  # type: ignore[arg-type]
-    picked = [composition(row.atoms.get_chemical_symbols()) for row, _ in picks]
-    half, ge = composition(["Si", "Ge"]), composition(["Ge"])
-    # 20 sent + 4 = 24: the alloy's floor (1/6) is 4, it holds 2: two picks within it, first;
-    # the other two over all compositions, where Ge's candidates grade highest; none for Si.
-    assert picked == [half, half, ge, ge]
-    assert calls == [4, 10]  # within the alloy's 4, then over the 10 left of every composition
-    assert len({row.id for row, _ in picks}) == 4
-
-
 def cache_surrogate_results(campaign: Campaign, row_ids: list[int]) -> None:
     """Surrogate values as the pre-screen and selection read them, without loading a model."""
     from mlip_autopipec.surrogate import SurrogatePipeline

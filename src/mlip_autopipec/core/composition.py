@@ -64,30 +64,6 @@ def balanced_shares(
     return {key: count for key, count in given.items() if count}
 
 
-def floor_shares(
-    available: Mapping[Composition, int],
-    wanted: int,
-    sent: Mapping[Composition, int],
-) -> dict[Composition, int]:
-    """The picks that keep each composition at half an even share of what will have been sent
-    to DFT once these `wanted` picks are, the furthest below first; nothing for a composition
-    that holds its floor (the rest of the picks are free to go where they are most needed)."""
-    floor = floor_share(len(set(available) | set(sent)))
-    total = sum(sent.values()) + min(wanted, sum(available.values()))
-    given = dict.fromkeys(available, 0)
-
-    def shortfall(key: Composition) -> float:
-        return floor * total - sent.get(key, 0) - given[key]
-
-    for _ in range(wanted):
-        short = [key for key in sorted(available) if given[key] < available[key]]
-        short = [key for key in short if shortfall(key) > 0]
-        if not short:
-            break
-        given[max(short, key=shortfall)] += 1
-    return {key: count for key, count in given.items() if count}
-
-
 def floor_share(compositions: int) -> float:
     """Half an even share of the labels: the least any composition should hold."""
     return 1.0 / (2 * compositions)

@@ -27,7 +27,6 @@ from mlip_autopipec.core.composition import (
     Composition,
     balanced_shares,
     composition,
-    floor_shares,
     formula,
 )
 from mlip_autopipec.core.database import DatabaseManager, StructureError, StructureRecord
@@ -422,16 +421,15 @@ def _picks_among(
     summary: SelectionSummary,
     on_progress: ProgressCallback | None,
 ) -> list[tuple[StructureRecord, Pick]]:
-    """(row, pick) by `method`: MaxVol over all compositions at once, any other method with
-    the picks shared out over the compositions."""
+    """(row, pick) by `method`, the picks shared out over the compositions."""
     picks: list[tuple[StructureRecord, Pick]] = []
     if not rows:
         return picks
-    if method == "maxvol" and fit is not None:
-        return _maxvol_picks_among(campaign.database, rows, wanted, fit)
     for members, count in _composition_shares(campaign.database, rows, wanted):
         subset = [rows[index] for index in members]
-        if method == "fps":
+        if method == "maxvol" and fit is not None:
+            found = _maxvol_picks(subset, fit, count)
+        elif method == "fps":
             found = _fps_picks(campaign.database, pipeline, subset, count, summary, on_progress)
         else:
             found = _representative_picks(campaign.config, method, subset, count, summary.iteration)
@@ -475,33 +473,6 @@ def _earlier_candidates(
     ]
 
 
-def _maxvol_picks_among(
-    database: DatabaseManager, rows: Sequence[StructureRecord], wanted: int, fit: TrainingResult
-) -> list[tuple[StructureRecord, Pick]]:
-    """MaxVol over every composition at once, so the picks go where the fit knows least, in
-    whichever composition that is (extrapolation grades of all compositions are measured
-    against the same per-element active sets). First, by MaxVol within it, a composition
-    that would fall below its floor (`floor_shares`: half an even share of the labels)."""
-    groups = _composition_groups(rows)
-    sent, _ = _sent_counts(database)
-    floors = floor_shares({key: len(members) for key, members in groups.items()}, wanted, sent)
-    picks: list[tuple[StructureRecord, Pick]] = []
-    for key, count in sorted(floors.items()):
-        subset = [rows[index] for index in groups[key]]
-        picks += [(subset[pick.index], pick) for pick in _maxvol_picks(subset, fit, count)]
-    taken = {row.id for row, _ in picks}
-    rest = [row for row in rows if row.id not in taken]
-    picks += [(rest[pick.index], pick) for pick in _maxvol_picks(rest, fit, wanted - len(picks))]
-    return picks
-
-
-def _composition_groups(rows: Sequence[StructureRecord]) -> dict[Composition, list[int]]:
-    groups: dict[Composition, list[int]] = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(_composition_of(row), []).append(index)
-    return groups
-
-
 def _composition_shares(
     database: DatabaseManager, survivors: Sequence[StructureRecord], wanted: int
 ) -> list[tuple[list[int], int]]:
@@ -509,9 +480,10 @@ def _composition_shares(
     pick. With several, see `balanced_shares`: no composition falls below half an even share
     of what was sent to DFT (anchors included), and beyond that picks go where the fewest
     explored structures are (anchors not counted: they are the same fixed set for every
-    crystal); within one composition, the method picks. For the methods that know nothing
-    of the fit (fps, random, kmedoids, and maxvol's first iteration)."""
-    groups = _composition_groups(survivors)
+    crystal); within one composition, the method picks."""
+    groups: dict[Composition, list[int]] = {}
+    for index, row in enumerate(survivors):
+        groups.setdefault(_composition_of(row), []).append(index)
     if len(groups) == 1:
         return [(next(iter(groups.values())), wanted)]
     sent, explored = _sent_counts(database)
