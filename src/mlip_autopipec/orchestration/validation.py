@@ -16,11 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ase import Atoms
-
 from mlip_autopipec.core import keys
-from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.inference.ase_md import run_ase_md
 from mlip_autopipec.inference.md_types import MDRunSpec, PotentialFiles
@@ -33,7 +29,8 @@ from mlip_autopipec.orchestration.validation_dft import (
     dft_reference,
     validation_layout,
 )
-from mlip_autopipec.training.dataset import TEST
+from mlip_autopipec.training.dataset import TEST, LabeledStructure
+from mlip_autopipec.training.evaluation import score
 from mlip_autopipec.training.pacemaker import TrainingResult
 from mlip_autopipec.validation.alloys import AlloySide
 from mlip_autopipec.validation.calculator import (
@@ -87,28 +84,20 @@ def validate_candidate(
     if reference is None:
         reference = dft_reference(campaign, compute=False)
     sides = potential_sides(reference, fit.potential)
-    return candidate_document(sides, reference, held_out_checks(campaign, fit.potential))
+    return candidate_document(sides, reference, held_out_checks(campaign, fit))
 
 
-def held_out_checks(campaign: Campaign, potential: Path) -> list[Check]:
-    """The potential's forces on every labeled test-split structure (no fit trains on them,
-    so every candidate is judged on the same unseen labels); none without a test split."""
+def held_out_checks(campaign: Campaign, fit: TrainingResult) -> list[Check]:
+    """The fit's forces on every labeled test-split structure (no fit trains on them, so every
+    candidate is judged on the same unseen labels; a cut-out's zero-weight shell is left out,
+    as in the fits); none without a test split."""
     rows = campaign.database.select(**{keys.STATUS: keys.LABELED, keys.SPLIT: TEST})
-    labeled = [row.atoms for row in rows if _has_forces(row.atoms)]
-    if not labeled:
+    held_out = [LabeledStructure(r.id, r.atoms, TEST, r.data.get(keys.FORCE_WEIGHTS)) for r in rows]
+    summary = score(fit.potential, held_out, fit.metrics.reference_energies)
+    if summary is None:
         return []
-    calculator = potential_calculator(potential)
-    errors = []
-    for reference in labeled:
-        atoms = as_computed(reference)
-        atoms.calc = calculator
-        errors.append((atoms.get_forces() - reference.get_forces()).ravel())
     target = campaign.config.workflow.target_force_rmse
-    return [held_out_forces_check(np.concatenate(errors), len(labeled), target)]
-
-
-def _has_forces(atoms: Atoms) -> bool:
-    return atoms.calc is not None and "forces" in atoms.calc.results
+    return [held_out_forces_check(summary.rmse_forces, summary.n_structures, target)]
 
 
 @dataclass(frozen=True)
@@ -216,7 +205,7 @@ def validate_potential(
         "iteration": candidate.last_iteration,
         "potential": str(fit.potential),
         "reference_lattice_constant": config.system.lattice_constant,
-        **candidate_document(sides, reference, held_out_checks(campaign, fit.potential)),
+        **candidate_document(sides, reference, held_out_checks(campaign, fit)),
         "dft_side": _jsonable(asdict(reference.side)),
         "dft_cost": asdict(reference.cost),
         "md": md,
