@@ -2,7 +2,8 @@
 
 - error on new data: before fit k (k >= 1) is trained, fit k-1 predicts the structures labeled
   since it was trained (rows not in its train/test files). Written once, before pacemaker runs,
-  so a killed or failed fit keeps it and a rerun reuses it instead of measuring again.
+  so a killed or failed fit keeps it and a rerun reuses it instead of measuring again. Per
+  composition too, where there are several: selection sends picks where it is largest.
 - validation set: every fit scored on workflow.validation_set, which never enters the database.
 - anchors: every fit on the near-equilibrium anchors it was trained on, as a group of its own
   (their energies are what E(V) and the elastic constants are learned from).
@@ -17,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mlip_autopipec.core.composition import Composition, composition
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.training.dataset import LabeledStructure
@@ -43,6 +45,7 @@ def record_new_data_errors(
     record: dict[str, Any] = {"fit": str(previous.folder), "db_ids": [s.row_id for s in new]}
     try:
         summary = score(previous.potential, new, previous.metrics.reference_energies)
+        record["by_composition"] = _by_composition(previous, new)
     except Exception as error:  # a diagnostic: it must never block the fit
         logger.warning(
             "could not measure the error on new data of iteration %d: %s", iteration, error
@@ -60,6 +63,36 @@ def record_new_data_errors(
             summary.rmse_forces,
         )
     return summary
+
+
+def _by_composition(fit: TrainingResult, structures: list[LabeledStructure]) -> list[Any]:
+    """[{composition, errors}] of `fit` on `structures`, one per composition; [] with one."""
+    groups: dict[Composition, list[LabeledStructure]] = {}
+    for structure in structures:
+        groups.setdefault(composition(structure.atoms.get_chemical_symbols()), []).append(structure)
+    if len(groups) < 2:
+        return []
+    references = fit.metrics.reference_energies
+    return [
+        {"composition": [list(pair) for pair in key], "errors": asdict(summary)}
+        for key, members in sorted(groups.items())
+        if (summary := score(fit.potential, members, references)) is not None
+    ]
+
+
+def newest_force_errors_by_composition(campaign: Campaign, before: int) -> dict[Composition, float]:
+    """Per composition, the force RMSE (meV/Å) of the newest error on new data measured
+    before fit `before` that has it: each composition's freshest measure of how far the
+    campaign's fits are off on what they had not seen yet."""
+    found: dict[Composition, float] = {}
+    for iteration in range(before - 1, 0, -1):
+        path = campaign.layout.new_data_errors_file(iteration)
+        if not path.is_file():
+            continue
+        for entry in json.loads(path.read_text()).get("by_composition") or []:
+            key = tuple((str(element), float(x)) for element, x in entry["composition"])
+            found.setdefault(key, float(entry["errors"]["rmse_forces"]))
+    return found
 
 
 ANCHOR_ERRORS_FILE = "anchor_errors.json"
