@@ -22,7 +22,10 @@ from mlip_autopipec.config import load_config
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.composition import composition, formula
 from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.fit_errors import errors_by_composition
 from mlip_autopipec.orchestration.training import finished_fits
+from mlip_autopipec.training.dataset import LabeledStructure
+from mlip_autopipec.training.evaluation import score
 
 pytestmark = [
     pytest.mark.slow,
@@ -77,3 +80,13 @@ def test_a_binary_campaign_from_init_labels_every_composition_and_trains(
     blocks = yaml.safe_load(fit.potential.read_text())["species"]
     assert {block["speciesblock"] for block in blocks} >= {"Si", "Ge", "Ge Si"}
     assert (fit.folder / "output_potential.asi").is_file()  # pace_activeset ran for both
+
+    # What selection shares picks by: the fit's force error per composition, which pools
+    # back to its error over all of them.
+    structures = [LabeledStructure(row.id, row.atoms) for row in labeled]
+    entries = errors_by_composition(fit, structures)
+    assert {formula(tuple(map(tuple, e["composition"]))) for e in entries} == set(per_composition)
+    pooled = score(fit.potential, structures, fit.metrics.reference_energies)
+    assert pooled is not None
+    squares = sum(e["errors"]["rmse_forces"] ** 2 * e["errors"]["n_atoms"] for e in entries)
+    assert squares / pooled.n_atoms == pytest.approx(pooled.rmse_forces**2, rel=1e-6)

@@ -45,7 +45,7 @@ def record_new_data_errors(
     record: dict[str, Any] = {"fit": str(previous.folder), "db_ids": [s.row_id for s in new]}
     try:
         summary = score(previous.potential, new, previous.metrics.reference_energies)
-        record["by_composition"] = _by_composition(previous, new)
+        record["by_composition"] = errors_by_composition(previous, new)
     except Exception as error:  # a diagnostic: it must never block the fit
         logger.warning(
             "could not measure the error on new data of iteration %d: %s", iteration, error
@@ -65,7 +65,7 @@ def record_new_data_errors(
     return summary
 
 
-def _by_composition(fit: TrainingResult, structures: list[LabeledStructure]) -> list[Any]:
+def errors_by_composition(fit: TrainingResult, structures: list[LabeledStructure]) -> list[Any]:
     """[{composition, errors}] of `fit` on `structures`, one per composition; [] with one."""
     groups: dict[Composition, list[LabeledStructure]] = {}
     for structure in structures:
