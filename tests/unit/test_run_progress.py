@@ -444,6 +444,8 @@ def test_selection_reads_each_compositions_newest_force_error_on_new_data(
     from mlip_autopipec.core.composition import composition
     from mlip_autopipec.orchestration.exploration import _composition_shares, _force_errors
     from mlip_autopipec.orchestration.fit_errors import newest_force_errors_by_composition
+    from mlip_autopipec.orchestration.report import _per_composition
+    from mlip_autopipec.orchestration.status import IterationRow, _add_honest_errors
 
     make_binary(config_dict)
     campaign = Campaign.open(config_from_dict(config_dict, base_dir=tmp_path))
@@ -465,6 +467,10 @@ def test_selection_reads_each_compositions_newest_force_error_on_new_data(
     assert newest_force_errors_by_composition(campaign, 4) == {si: 25.0, half: 90.0}
     assert newest_force_errors_by_composition(campaign, 1) == {}
     assert _force_errors(campaign, 4) == {si: 25.0, half: 90.0}
+    row = IterationRow(1)
+    _add_honest_errors(row, campaign)
+    assert row.new_data_forces_by_composition == {"Ge0.5Si0.5": 90.0, "Si": 30.0}
+    assert "Ge0.5Si0.5 90, Si 30" in _per_composition(row)
 
     database = campaign.database
     database.add_structures(cells(["Si"] * 8, 4, 0.1), keys.SELECTED, 0, "md")

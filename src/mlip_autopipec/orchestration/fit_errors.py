@@ -80,18 +80,31 @@ def errors_by_composition(fit: TrainingResult, structures: list[LabeledStructure
     ]
 
 
+def new_data_force_errors_by_composition(
+    campaign: Campaign, iteration: int
+) -> dict[Composition, float]:
+    """Force RMSE (meV/Å) per composition of the error on new data measured before fit
+    `iteration`; empty with one composition, or where it was not measured per composition."""
+    path = campaign.layout.new_data_errors_file(iteration)
+    if not path.is_file():
+        return {}
+    entries = json.loads(path.read_text()).get("by_composition") or []
+    return {
+        tuple((str(element), float(x)) for element, x in entry["composition"]): float(
+            entry["errors"]["rmse_forces"]
+        )
+        for entry in entries
+    }
+
+
 def newest_force_errors_by_composition(campaign: Campaign, before: int) -> dict[Composition, float]:
     """Per composition, the force RMSE (meV/Å) of the newest error on new data measured
     before fit `before` that has it: each composition's freshest measure of how far the
     campaign's fits are off on what they had not seen yet."""
     found: dict[Composition, float] = {}
     for iteration in range(before - 1, 0, -1):
-        path = campaign.layout.new_data_errors_file(iteration)
-        if not path.is_file():
-            continue
-        for entry in json.loads(path.read_text()).get("by_composition") or []:
-            key = tuple((str(element), float(x)) for element, x in entry["composition"])
-            found.setdefault(key, float(entry["errors"]["rmse_forces"]))
+        for key, value in new_data_force_errors_by_composition(campaign, iteration).items():
+            found.setdefault(key, value)
     return found
 
 

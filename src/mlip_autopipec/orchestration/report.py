@@ -121,11 +121,18 @@ def _table(rows: list[IterationRow]) -> str:
             f"<tr><td>{r.iteration}</td><td>{r.labeled}</td><td>{r.failed}</td>"
             f"<td>{r.total_labeled}</td><td>{cell(r.train_rmse_forces)}</td>"
             f"<td>{cell(r.test_rmse_forces)}</td><td>{cell(r.test_rmse_energy)}</td>"
-            f"<td>{cell(r.new_data_rmse_forces)}</td><td>{cell(r.new_data_rmse_energy)}</td>"
+            f"<td>{cell(r.new_data_rmse_forces)}{_per_composition(r)}</td>"
+            f"<td>{cell(r.new_data_rmse_energy)}</td>"
             f"<td>{cell(r.validation_rmse_forces)}</td>"
             f"<td>{html.escape(shares)}</td><td>{html.escape(walls)}</td></tr>"
         )
     return "\n".join(lines) + "</table>"
+
+
+def _per_composition(row: IterationRow) -> str:
+    """The error on new data of each composition, under the pooled one (several only)."""
+    parts = [f"{name} {value:.0f}" for name, value in row.new_data_forces_by_composition.items()]
+    return "<br><small>" + html.escape(", ".join(parts)) + "</small>" if parts else ""
 
 
 def write_report(campaign: Campaign) -> Path:

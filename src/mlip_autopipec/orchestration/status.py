@@ -6,8 +6,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from mlip_autopipec.core import keys
+from mlip_autopipec.core.composition import formula
 from mlip_autopipec.orchestration.campaign import Campaign
-from mlip_autopipec.orchestration.fit_errors import new_data_errors, stored_validation_errors
+from mlip_autopipec.orchestration.fit_errors import (
+    new_data_errors,
+    new_data_force_errors_by_composition,
+    stored_validation_errors,
+)
 from mlip_autopipec.orchestration.state import WorkflowState, phases_of
 from mlip_autopipec.orchestration.summaries import InferSummary
 from mlip_autopipec.orchestration.training import finished_fits
@@ -34,6 +39,7 @@ class IterationRow:
     new_data_rmse_forces: float | None = None
     new_data_rmse_energy: float | None = None
     n_new_data: int | None = None
+    new_data_forces_by_composition: dict[str, float] = field(default_factory=dict)
     validation_rmse_forces: float | None = None
     validation_rmse_energy: float | None = None
     extrapolative_share: dict[str, float] = field(default_factory=dict)
@@ -72,6 +78,10 @@ def _add_honest_errors(row: IterationRow, campaign: Campaign) -> None:
     if new is not None:
         row.new_data_rmse_forces, row.new_data_rmse_energy = new.rmse_forces, new.rmse_energy
         row.n_new_data = new.n_structures
+    by_composition = new_data_force_errors_by_composition(campaign, row.iteration)
+    row.new_data_forces_by_composition = {
+        formula(key): value for key, value in sorted(by_composition.items())
+    }
     validation = stored_validation_errors(campaign, row.iteration)
     if validation is not None:
         row.validation_rmse_forces = validation.rmse_forces
