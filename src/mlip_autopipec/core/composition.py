@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 Composition = tuple[tuple[str, float], ...]  # (element, fraction), sorted by element
@@ -35,25 +35,19 @@ def balanced_shares(
     have: Mapping[Composition, int],
     wanted: int,
     sent: Mapping[Composition, int] | None = None,
-    force_errors: Mapping[Composition, float] | None = None,
 ) -> dict[Composition, int]:
     """Picks per composition, one at a time, among the compositions with candidates left.
 
     A composition below half an even share of everything sent to DFT (`sent`, counted with
     the picks given so far) is served first, the furthest below first: no composition is left
-    with a sliver of the labels. Otherwise, with `force_errors` (a fit's force RMSE per
-    composition on labels it never saw), the pick goes where the error is largest, each
-    error scaled down as sqrt(n / (n + given)) for the n structures it has (`have`), as a
-    statistical error falls; a composition not measured counts as the worst measured. Without
-    them, to the composition with the fewest structures so far (`have` plus what it was
-    given). Ties in composition order.
+    with a sliver of the labels. Otherwise the pick goes to the composition with the fewest
+    structures so far (`have` plus what it was given); ties in composition order.
     """
     if not available:
         return {}
     sent = sent or {}
     floor = floor_share(len(set(available) | set(sent)))
     given = dict.fromkeys(available, 0)
-    need = _error_priority(have, given, force_errors) if force_errors else None
     for step in range(min(wanted, sum(available.values()))):
         open_ = [key for key in sorted(available) if given[key] < available[key]]
         total = sum(sent.values()) + step + 1
@@ -64,28 +58,10 @@ def balanced_shares(
         short = [key for key in open_ if shortfall(key) > 0]
         if short:
             chosen = max(short, key=shortfall)
-        elif need is not None:
-            chosen = max(open_, key=need)
         else:
             chosen = min(open_, key=lambda key: have.get(key, 0) + given[key])
         given[chosen] += 1
     return {key: count for key, count in given.items() if count}
-
-
-def _error_priority(
-    have: Mapping[Composition, int],
-    given: Mapping[Composition, int],
-    force_errors: Mapping[Composition, float],
-) -> Callable[[Composition], float]:
-    """A composition's expected force error once it has its picks so far (see balanced_shares)."""
-    worst = max(force_errors.values())
-
-    def expected(key: Composition) -> float:
-        structures = max(have.get(key, 0), 1)
-        scale = math.sqrt(structures / (structures + given[key]))
-        return force_errors.get(key, worst) * scale
-
-    return expected
 
 
 def floor_share(compositions: int) -> float:

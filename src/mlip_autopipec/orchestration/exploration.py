@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,6 @@ from mlip_autopipec.generation import GeneratedStructure, StructureBuilder, firs
 from mlip_autopipec.generation.anchors import ANCHOR_ORIGINS, build_anchors
 from mlip_autopipec.inference.selection import select_maxvol
 from mlip_autopipec.orchestration.campaign import Campaign
-from mlip_autopipec.orchestration.fit_errors import newest_force_errors_by_composition
 from mlip_autopipec.orchestration.summaries import ExploreSummary, PhaseProgress, SelectSummary
 from mlip_autopipec.orchestration.training import latest_fit
 from mlip_autopipec.surrogate import SurrogateFailure, SurrogatePipeline, energy_reference
@@ -64,8 +63,6 @@ class SelectionSummary:
     selected: int = 0
     selected_in_iteration: int = 0
     topped_up: int = 0  # picks from earlier iterations' candidates (see `_select`)
-    # meV/Å per composition, newest error on new data: where picks beyond the floors go
-    force_errors: dict[Composition, float] = field(default_factory=dict)
     method: str | None = None
 
     @property
@@ -384,7 +381,6 @@ def _select(
     earlier = _earlier_candidates(database, pipeline, summary.iteration, on_progress)
     covered = {_composition_of(row) for row in survivors}
     pool = [*survivors, *(row for row in earlier if _composition_of(row) not in covered)]
-    summary.force_errors = _force_errors(campaign, summary.iteration)
     picks = _picks_among(campaign, pipeline, pool, wanted, method, fit, summary, on_progress)
     _mark_selected(database, picks, already, method, summary.iteration)
     if len(picks) < wanted:
@@ -429,8 +425,7 @@ def _picks_among(
     picks: list[tuple[StructureRecord, Pick]] = []
     if not rows:
         return picks
-    shares = _composition_shares(campaign.database, rows, wanted, summary.force_errors)
-    for members, count in shares:
+    for members, count in _composition_shares(campaign.database, rows, wanted):
         subset = [rows[index] for index in members]
         if method == "maxvol" and fit is not None:
             found = _maxvol_picks(subset, fit, count)
@@ -479,15 +474,11 @@ def _earlier_candidates(
 
 
 def _composition_shares(
-    database: DatabaseManager,
-    survivors: Sequence[StructureRecord],
-    wanted: int,
-    force_errors: Mapping[Composition, float] | None = None,
+    database: DatabaseManager, survivors: Sequence[StructureRecord], wanted: int
 ) -> list[tuple[list[int], int]]:
     """(survivor indices, picks) per composition. With one composition: all of them, every
     pick. With several, see `balanced_shares`: no composition falls below half an even share
-    of what was sent to DFT (anchors included), and beyond that picks go where the fits'
-    force errors on new labels (`force_errors`) are largest, or without them where the fewest
+    of what was sent to DFT (anchors included), and beyond that picks go where the fewest
     explored structures are (anchors not counted: they are the same fixed set for every
     crystal); within one composition, the method picks."""
     groups: dict[Composition, list[int]] = {}
@@ -497,21 +488,8 @@ def _composition_shares(
         return [(next(iter(groups.values())), wanted)]
     sent, explored = _sent_counts(database)
     available = {key: len(members) for key, members in groups.items()}
-    shares = balanced_shares(available, explored, wanted, sent, force_errors)
+    shares = balanced_shares(available, explored, wanted, sent)
     return [(groups[key], count) for key, count in sorted(shares.items())]
-
-
-def _force_errors(campaign: Campaign, iteration: int) -> dict[Composition, float]:
-    """Each composition's newest force RMSE on labels no fit had seen (see fit_errors), logged."""
-    errors = newest_force_errors_by_composition(campaign, iteration)
-    if errors:
-        logger.info(
-            "iteration %d: picks beyond each composition's floor go where the force error on "
-            "new labels is largest (meV/Å): %s",
-            iteration,
-            ", ".join(f"{formula(key)} {value:.0f}" for key, value in sorted(errors.items())),
-        )
-    return errors
 
 
 def _sent_counts(database: DatabaseManager) -> tuple[Counter[Composition], Counter[Composition]]:

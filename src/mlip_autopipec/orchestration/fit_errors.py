@@ -3,7 +3,7 @@
 - error on new data: before fit k (k >= 1) is trained, fit k-1 predicts the structures labeled
   since it was trained (rows not in its train/test files). Written once, before pacemaker runs,
   so a killed or failed fit keeps it and a rerun reuses it instead of measuring again. Per
-  composition too, where there are several: selection sends picks where it is largest.
+  composition too, where there are several (the report shows each).
 - validation set: every fit scored on workflow.validation_set, which never enters the database.
 - anchors: every fit on the near-equilibrium anchors it was trained on, as a group of its own
   (their energies are what E(V) and the elastic constants are learned from).
@@ -95,17 +95,6 @@ def new_data_force_errors_by_composition(
         )
         for entry in entries
     }
-
-
-def newest_force_errors_by_composition(campaign: Campaign, before: int) -> dict[Composition, float]:
-    """Per composition, the force RMSE (meV/Å) of the newest error on new data measured
-    before fit `before` that has it: each composition's freshest measure of how far the
-    campaign's fits are off on what they had not seen yet."""
-    found: dict[Composition, float] = {}
-    for iteration in range(before - 1, 0, -1):
-        for key, value in new_data_force_errors_by_composition(campaign, iteration).items():
-            found.setdefault(key, value)
-    return found
 
 
 ANCHOR_ERRORS_FILE = "anchor_errors.json"
