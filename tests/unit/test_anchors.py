@@ -284,8 +284,9 @@ def test_each_alloy_composition_has_a_small_e_v_scan_near_its_equilibrium() -> N
         alloy_compositions=[{"Si": 0.75, "Ge": 0.25}, {"Si": 0.5, "Ge": 0.5}],
     )
     scans_only = AnchorsConfig(alloy_arrangements=1)
-    anchors = by_origin(build_anchors(system, generation, scans_only))[ANCHOR_ALLOY]
-    assert len(anchors) == 2 * 3
+    every = by_origin(build_anchors(system, generation, scans_only))[ANCHOR_ALLOY]
+    anchors = [atoms for atoms in every if len(atoms) == 8]  # the ordered cells: 2 and 4 atoms
+    assert len(anchors) == 2 * 3 and len(every) == 2 * 3 * 2
     generated = [
         item.atoms for item in StructureBuilder(system, generation).build() if item.origin == ALLOY
     ]
@@ -325,7 +326,7 @@ def test_other_alloy_arrangements_sit_in_a_column_of_primitive_cells_and_the_anc
         supercells=[(1, 1, 1)], alloy_compositions=[{first: 0.5, second: 0.5}]
     )
     anchors = by_origin(build_anchors(system, generation, AnchorsConfig()))[ANCHOR_ALLOY]
-    scan, others = anchors[:3], anchors[3:]
+    scan, others = anchors[:3], anchors[3:-3]  # the last three: the ordered cell's scan
     a = 0.5 * (lattice[first] + lattice[second])
     primitive = bulk(first, prototype, a=a)
     assert len(others) == 2
@@ -341,4 +342,32 @@ def test_other_alloy_arrangements_sit_in_a_column_of_primitive_cells_and_the_anc
         assert np.allclose(atoms.info[keys.KPOINT_CELL], atoms.cell.array)
     assert np.allclose(others[1].cell.array, scan[1].cell.array)
     scans_only = by_origin(build_anchors(system, generation, AnchorsConfig(alloy_arrangements=1)))
-    assert len(scans_only[ANCHOR_ALLOY]) == 3
+    assert len(scans_only[ANCHOR_ALLOY]) == 3 + 3  # and the ordered cell's scan
+
+
+def test_each_alloy_composition_is_anchored_in_the_validations_ordered_cell() -> None:
+    """Zincblende for x = 0.5 and the 4-atom cell for x = 0.25 in diamond, exactly the cells
+    the validation's ordered mixing energies are computed in, at Vegard's lattice constant
+    times each alloy volume strain, on one k-mesh; none beyond MAX_ANCHOR_ATOMS."""
+    from mlip_autopipec.core.ordered import ordered_alloy
+    from mlip_autopipec.generation.anchors import ANCHOR_ALLOY, ordered_anchors
+
+    lattice = {"Si": 5.47, "Ge": 5.78}
+    system = SystemConfig(elements=["Si", "Ge"], prototype="diamond", lattice_constants=lattice)
+    fractions = [{"Si": 0.75, "Ge": 0.25}, {"Si": 0.5, "Ge": 0.5}, {"Si": 0.99, "Ge": 0.01}]
+    generation = GenerationConfig(supercells=[(1, 1, 1)], alloy_compositions=fractions)
+    builder = StructureBuilder(system, generation)
+    primitive = builder.base_structures()[0].surface_bulk
+    found = ordered_anchors(builder, primitive, AnchorsConfig())
+    assert {item.origin for item in found} == {ANCHOR_ALLOY}
+    assert len(found) == 2 * 3  # 1 % Ge needs 100 sites: no anchor
+    for scan, fraction in zip((found[:3], found[3:]), fractions, strict=False):
+        a = sum(x * lattice[el] for el, x in fraction.items())
+        ordered, _ = ordered_alloy(bulk("Si", "diamond", a=a), fraction)
+        volumes = sorted(item.atoms.get_volume() / ordered.get_volume() for item in scan)
+        assert volumes == pytest.approx([0.97, 1.0, 1.03])
+        for item in scan:
+            assert item.atoms.get_chemical_symbols() == ordered.get_chemical_symbols()
+            assert np.allclose(item.atoms.get_scaled_positions(), ordered.get_scaled_positions())
+            assert np.allclose(item.atoms.info[keys.KPOINT_CELL], ordered.cell.array)
+    assert [len(item.atoms) for item in found] == [4, 4, 4, 2, 2, 2]

@@ -63,10 +63,11 @@ def alloy_anchors(builder: StructureBuilder, anchors: AnchorsConfig) -> list[Gen
     the generator's first random arrangement in the first crystal's anchor cell, scaled by
     `alloy_volume_strains`, then `alloy_arrangements - 1` other arrangements, alternately in
     a column of primitive cells (its atoms see their own images in-plane: neighbor patterns
-    the anchor cell cannot hold) and in the anchor cell. A mixing energy is the alloy's
-    energy where it sits; rattled cells and hot MD frames alone leave a fit free to put it
-    100 meV/atom off (the Si-Ge example before these: +152 meV/atom against DFT's +23), and
-    one arrangement alone put ordered GeSi3 and zincblende GeSi 50-100 meV/atom off."""
+    the anchor cell cannot hold) and in the anchor cell; and the ordered cell (see
+    `ordered_anchors`). A mixing energy is the alloy's energy where it sits; rattled cells
+    and hot MD frames alone leave a fit free to put it 100 meV/atom off (the Si-Ge example
+    before these: +152 meV/atom against DFT's +23), and one arrangement alone put ordered
+    GeSi3 and zincblende GeSi 50-100 meV/atom off."""
     generation = builder.generation
     bases = builder.base_structures()
     if not generation.alloy_compositions or not bases or not anchors.alloy_volume_strains:
@@ -88,6 +89,27 @@ def alloy_anchors(builder: StructureBuilder, anchors: AnchorsConfig) -> list[Gen
             parent, where = cells[(arrangement - 1) % len(cells)]
             atoms, _ = builder.alloy_arrangement(parent, where, number, arrangement)
             result.append(GeneratedStructure(atoms, ANCHOR_ALLOY))  # a repeat is stored once
+    return result + ordered_anchors(builder, bases[0].surface_bulk, anchors)
+
+
+def ordered_anchors(
+    builder: StructureBuilder, primitive: Atoms, anchors: AnchorsConfig
+) -> list[GeneratedStructure]:
+    """Each alloy composition ordered on the fewest primitive cells that hold it (zincblende
+    for x = 0.5 in diamond), at Vegard's lattice constant scaled by `alloy_volume_strains`
+    on one k-mesh. Random arrangements of 8 atoms seldom are one (zincblende is 2 of the 70
+    ways to put 4 Ge on 8 diamond sites), and without it fits of the same labels put ordered
+    SiGe's mixing energy anywhere from +7 to +82 meV/atom off DFT. None for a cell beyond
+    MAX_ANCHOR_ATOMS or a primitive cell that is not a fully periodic crystal."""
+    if not primitive.pbc.all():
+        return []
+    result = []
+    for number in range(len(builder.generation.alloy_compositions)):
+        atoms = builder.ordered_alloy(primitive, number)
+        if atoms is None or len(atoms) > MAX_ANCHOR_ATOMS:
+            continue
+        for strain in sorted(set(anchors.alloy_volume_strains)):
+            result.append(GeneratedStructure(transforms.strained(atoms, strain), ANCHOR_ALLOY))
     return result
 
 

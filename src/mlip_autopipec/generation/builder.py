@@ -12,6 +12,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_autopipec.config import GenerationConfig, SystemConfig
+from mlip_autopipec.core.ordered import ordered_alloy
 from mlip_autopipec.errors import UserError
 from mlip_autopipec.generation import transforms
 from mlip_autopipec.generation.filters import scaled_radii
@@ -175,6 +176,19 @@ class StructureBuilder:
         atoms = transforms.random_alloy(parent, composition, rng)
         atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
         return transforms.with_kpoint_cell(atoms), rng
+
+    def ordered_alloy(self, primitive: Atoms, number: int) -> Atoms | None:
+        """Alloy composition `number` ordered on the fewest repeats of `primitive` (the
+        validation's ordered cell, see core.ordered), at the Vegard lattice constant in its
+        own k-point cell; None when no cell of up to 64 primitive cells holds it."""
+        composition = self.generation.alloy_compositions[number]
+        try:
+            atoms, _ = ordered_alloy(primitive, composition)
+        except ValueError:
+            return None
+        scale = vegard_lattice_constant(self.system, composition) / parent_lattice(self.system)
+        atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
+        return transforms.with_kpoint_cell(atoms)
 
     def _light_rattle(self, atoms: Atoms, rng: np.random.Generator) -> Atoms:
         stdevs = [s for s in self.generation.rattle_stdev if s > 0]

@@ -24,6 +24,7 @@ from ase import Atoms
 
 from mlip_autopipec.core.composition import composition, formula
 from mlip_autopipec.core.keys import KPOINT_CELL
+from mlip_autopipec.core.ordered import ORDERED_REPEATS, ordered_alloy
 from mlip_autopipec.validation.checks import Check
 from mlip_autopipec.validation.equilibrium import Equilibrium
 from mlip_autopipec.validation.evaluate import Comparison, SideProperties
@@ -35,18 +36,8 @@ from mlip_autopipec.validation.structures import (
     with_mesh_of,
 )
 
-# Repeats of the primitive cell tried for an ordered alloy, fewest cells first (along the
-# third axis first, so that hcp keeps its in-plane a).
 logger = logging.getLogger(__name__)
 
-ORDERED_REPEATS = tuple(
-    sorted(
-        [(1, 1, 1), (1, 1, 2), (1, 1, 3), (1, 2, 2), (1, 2, 3), (2, 2, 2), (1, 3, 3),
-         (2, 2, 3), (2, 2, 4), (2, 3, 3), (3, 3, 3), (2, 4, 4), (4, 4, 4)],
-        key=lambda repeats: int(np.prod(repeats)),
-    )
-)  # fmt: skip
-FRACTION_TOLERANCE = 1e-3  # sites: 0.333 of 6 sites is 2
 RANDOM_ATOMS = 8  # at least, in the random cell
 RANDOM_SEED = 0
 RANDOM = "random"
@@ -114,18 +105,6 @@ def alloy_plans(
     return plans
 
 
-def ordered_alloy(primitive: Atoms, fractions: Mapping[str, float]) -> tuple[Atoms, int]:
-    """The fewest repeats of `primitive` whose sites hold `fractions` exactly, filled in
-    order; and how many primitive cells that is."""
-    for repeats in ORDERED_REPEATS:
-        cell = primitive.repeat(repeats)
-        counts = site_counts(fractions, len(cell))
-        if counts is not None:
-            cell.set_chemical_symbols([el for el, n in counts.items() for _ in range(n)])
-            return cell, int(np.prod(repeats))
-    raise ValueError(f"no ordered cell of up to 64 primitive cells holds {dict(fractions)}")
-
-
 def random_cell(primitive: Atoms) -> Atoms:
     """The fewest repeats of `primitive` with at least RANDOM_ATOMS sites."""
     for repeats in ORDERED_REPEATS:
@@ -145,14 +124,6 @@ def random_alloy(cell: Atoms, fractions: Mapping[str, float]) -> Atoms:
     result = cell.copy()
     result.set_chemical_symbols([symbols[k] for k in order])
     return result
-
-
-def site_counts(fractions: Mapping[str, float], n_sites: int) -> dict[str, int] | None:
-    counts = {el: x * n_sites for el, x in fractions.items()}
-    if any(abs(n - round(n)) > FRACTION_TOLERANCE * n_sites for n in counts.values()):
-        return None
-    whole = {el: int(round(n)) for el, n in counts.items()}
-    return whole if sum(whole.values()) == n_sites else None
 
 
 def alloy_side(side: str, plan: AlloyPlan, equilibrium: Equilibrium, random: Results) -> AlloySide:
