@@ -31,6 +31,7 @@ from mlip_autopipec.orchestration.validation_dft import (
 )
 from mlip_autopipec.training.dataset import TEST, LabeledStructure
 from mlip_autopipec.training.evaluation import score
+from mlip_autopipec.training.metrics import ErrorSummary
 from mlip_autopipec.training.pacemaker import TrainingResult
 from mlip_autopipec.validation.alloys import AlloySide
 from mlip_autopipec.validation.calculator import (
@@ -38,7 +39,11 @@ from mlip_autopipec.validation.calculator import (
     calculator_side,
     potential_calculator,
 )
-from mlip_autopipec.validation.checks import Check, held_out_forces_check
+from mlip_autopipec.validation.checks import (
+    Check,
+    held_out_against_best_check,
+    held_out_forces_check,
+)
 from mlip_autopipec.validation.evaluate import SideProperties
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
 from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
@@ -79,21 +84,29 @@ def validate_candidate(
 ) -> dict[str, Any]:
     """One potential against the DFT side, with no new DFT: `reference` as computed by
     `dft_reference` (else the stored DFT labels are read). Returns the table rows, the checks
-    of both sides, the potential's properties and its score (validation/score.py: lower is
-    better; a failed check ranks below every candidate that passes them all)."""
+    of both sides, the potential's properties, its force RMSE on the test split
+    (`held_out_rmse_forces`, meV/Å; None without one) and its score (validation/score.py:
+    lower is better; a failed check ranks below every candidate that passes them all)."""
     if reference is None:
         reference = dft_reference(campaign, compute=False)
     sides = potential_sides(reference, fit.potential)
-    return candidate_document(sides, reference, held_out_checks(campaign, fit))
+    held_out = held_out_forces(campaign, fit)
+    document = candidate_document(sides, reference, held_out_checks(campaign, held_out))
+    document["held_out_rmse_forces"] = None if held_out is None else held_out.rmse_forces
+    return document
 
 
-def held_out_checks(campaign: Campaign, fit: TrainingResult) -> list[Check]:
-    """The fit's forces on every labeled test-split structure (no fit trains on them, so every
+def held_out_forces(campaign: Campaign, fit: TrainingResult) -> ErrorSummary | None:
+    """The fit's errors on every labeled test-split structure (no fit trains on them, so every
     candidate is judged on the same unseen labels; a cut-out's zero-weight shell is left out,
-    as in the fits); none without a test split."""
+    as in the fits); None without a test split."""
     rows = campaign.database.select(**{keys.STATUS: keys.LABELED, keys.SPLIT: TEST})
     held_out = [LabeledStructure(r.id, r.atoms, TEST, r.data.get(keys.FORCE_WEIGHTS)) for r in rows]
-    summary = score(fit.potential, held_out, fit.metrics.reference_energies)
+    return score(fit.potential, held_out, fit.metrics.reference_energies)
+
+
+def held_out_checks(campaign: Campaign, summary: ErrorSummary | None) -> list[Check]:
+    """The held-out forces check of `held_out_forces`; none without a test split."""
     if summary is None:
         return []
     target = campaign.config.workflow.target_force_rmse
@@ -166,18 +179,43 @@ def score_fits(
 ) -> list[tuple[Candidate, dict[str, Any]]]:
     """Every candidate's score against one DFT side, best first (no DFT); a fit that cannot be
     evaluated is logged and left out. Each one's rows are kept in `scored_file`, so that a
-    user sees why a fit lost, not only its score."""
-    scored = []
+    user sees why a fit lost, not only its score. With held-out labels, each fit is also
+    checked against the best fit's force error on them (`held_out_against_best_check`)."""
+    documents = []
     for candidate in found:
         try:
-            document = validate_candidate(campaign, candidate.fit, reference)
-            path = scored_file(campaign, candidate.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, json.dumps({"fit": candidate.name, **document}, indent=1))
-            scored.append((candidate, document["score"]))
+            documents.append((candidate, validate_candidate(campaign, candidate.fit, reference)))
         except Exception as error:  # noqa: BLE001 - one broken fit must not hide the others
             logger.warning("could not validate %s: %s", candidate.name, error)
+    _check_against_best(documents, campaign.config.workflow.target_force_rmse)
+    scored = []
+    for candidate, document in documents:
+        path = scored_file(campaign, candidate.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps({"fit": candidate.name, **document}, indent=1))
+        scored.append((candidate, document["score"]))
     return sorted(scored, key=lambda item: item[1]["score"])
+
+
+def _check_against_best(documents: list[tuple[Candidate, dict[str, Any]]], target: float) -> None:
+    """Add the check against the best held-out force RMSE to each document, and its failure
+    to the score (one failed check more, as every check counts)."""
+    rmses = [
+        rmse for _, document in documents if (rmse := document["held_out_rmse_forces"]) is not None
+    ]
+    if len(rmses) < 2:
+        return
+    for _, document in documents:
+        rmse = document["held_out_rmse_forces"]
+        if rmse is None:
+            continue
+        check = held_out_against_best_check(rmse, min(rmses), target)
+        document["checks"].append(check.as_dict())
+        if not check.passed:
+            score = document["score"]
+            score["score"] += 1
+            score["failed_checks"] += 1
+            score["failed"].append(check.name)
 
 
 def validate_potential(
@@ -205,7 +243,9 @@ def validate_potential(
         "iteration": candidate.last_iteration,
         "potential": str(fit.potential),
         "reference_lattice_constant": config.system.lattice_constant,
-        **candidate_document(sides, reference, held_out_checks(campaign, fit)),
+        **candidate_document(
+            sides, reference, held_out_checks(campaign, held_out_forces(campaign, fit))
+        ),
         "dft_side": _jsonable(asdict(reference.side)),
         "dft_cost": asdict(reference.cost),
         "md": md,
