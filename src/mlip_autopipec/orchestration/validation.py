@@ -200,13 +200,12 @@ def score_fits(
 def _check_against_best(documents: list[tuple[Candidate, dict[str, Any]]], target: float) -> None:
     """Add the check against the best held-out force RMSE to each document, and its failure
     to the score (one failed check more, as every check counts)."""
-    rmses = [
-        rmse for _, document in documents if (rmse := document["held_out_rmse_forces"]) is not None
-    ]
+    found = [document.get("held_out_rmse_forces") for _, document in documents]
+    rmses = [rmse for rmse in found if rmse is not None]
     if len(rmses) < 2:
         return
     for _, document in documents:
-        rmse = document["held_out_rmse_forces"]
+        rmse = document.get("held_out_rmse_forces")
         if rmse is None:
             continue
         check = held_out_against_best_check(rmse, min(rmses), target)
