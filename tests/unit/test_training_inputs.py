@@ -13,8 +13,10 @@ from mlip_autopipec.training.inputs import (
     DataFiles,
     FitStart,
     InputError,
+    blocks_per_element,
     build_input,
     choose_start,
+    functions_per_block,
     grown_too_much,
     potential_section,
     read_input,
@@ -85,6 +87,23 @@ def test_pyace_builds_the_requested_number_of_functions(name: str) -> None:
     basis = construct_bbasisconfiguration(potential_section(training, elements))
     per_element = training.number_of_functions_per_element
     assert 0 < basis.total_number_of_functions <= per_element * len(elements) ** 2
+
+
+@pytest.mark.parametrize("elements", [["Si"], ["Si", "Ge"], ["Si", "Ge", "C"]])
+def test_pyace_shares_the_functions_of_an_element_among_its_blocks(elements: list[str]) -> None:
+    """The pure Si block of a binary gets half the functions per element, of a ternary a
+    quarter: what blocks_per_element and functions_per_block say."""
+    from pyace.multispecies_basisextension import create_multispecies_basis_config
+
+    training = TrainingConfig(
+        nradmax_by_orders=[15, 6, 4], lmax_by_orders=[0, 3, 3], number_of_functions_per_element=120
+    )
+    basis = create_multispecies_basis_config(potential_section(training, elements))
+    blocks = [block.block_name.split() for block in basis.funcspecs_blocks]
+    assert sum(names[0] == "Si" for names in blocks) == blocks_per_element(len(elements))
+    (pure_si,) = [b for b in basis.funcspecs_blocks if b.block_name == "Si"]
+    assert len(pure_si.funcspecs) == functions_per_block(training, len(elements))
+    assert functions_per_block(training, len(elements)) == 120 // 2 ** (len(elements) - 1)
 
 
 def test_ladder_and_loss_are_written_as_pacemaker_expects(tmp_path: Path) -> None:

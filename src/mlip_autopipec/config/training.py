@@ -26,7 +26,12 @@ class TrainingConfig(Section):
     """pacemaker settings (see pacemaker's input.yaml reference)."""
 
     cutoff: Float = Field(5.0, gt=1.0, le=15.0, description="rcut (Å)")
-    number_of_functions_per_element: PositiveInt = 100
+    number_of_functions_per_element: PositiveInt = Field(
+        100,
+        description="pacemaker's: all functions of an element's atoms. pyace shares them equally "
+        "among the element's 2^(n-1) basis blocks for n elements (its pure environments and "
+        "each set of other elements around it): in a binary, half for the pure element.",
+    )
     embedding_npot: Literal["FinnisSinclair", "FinnisSinclairShiftedScaled"] = (
         "FinnisSinclairShiftedScaled"
     )

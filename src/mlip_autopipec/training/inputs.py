@@ -127,6 +127,19 @@ def check_basis_shape(training: TrainingConfig, elements: Sequence[str]) -> None
     )
 
 
+def blocks_per_element(elements: int) -> int:
+    """Basis blocks pyace builds per element: one for each set of other elements that can sit
+    around it, its own pure block included (2^(n-1)). It shares number_of_functions_per_element
+    equally among them (pyace's `create_multispecies_basis_config`), so in a binary fit each
+    element's pure environments get half the functions a one-element fit would give them."""
+    return 2 ** (max(elements, 1) - 1)
+
+
+def functions_per_block(training: TrainingConfig, elements: int) -> int:
+    """Functions of each block, e.g. of an element's pure environments (see blocks_per_element)."""
+    return training.number_of_functions_per_element // blocks_per_element(elements)
+
+
 def _first_orders(training: TrainingConfig, orders: int) -> TrainingConfig:
     return training.model_copy(
         update={

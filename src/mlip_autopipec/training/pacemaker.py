@@ -40,9 +40,11 @@ from mlip_autopipec.training.inputs import (
     DataFiles,
     FitStart,
     StartMode,
+    blocks_per_element,
     build_input,
     choose_start,
     determined_basis,
+    functions_per_block,
     grown_too_much,
     potential_section,
     read_input,
@@ -371,6 +373,14 @@ class PacemakerWrapper:
         write_input(build_input(self.training, self.elements, files, start), staging / INPUT_FILE)
         validate_input(read_input(staging / INPUT_FILE), staging)
         logger.info("fit starts from %s (%s)", start.mode, start.reason)
+        if len(self.elements) > 1:
+            logger.info(
+                "%d functions per element: %d per basis block (pyace shares them over %d "
+                "blocks per element; each element's pure environments are one of them)",
+                self.training.number_of_functions_per_element,
+                functions_per_block(self.training, len(self.elements)),
+                blocks_per_element(len(self.elements)),
+            )
         return start
 
     def _start(self, previous: TrainingResult | None, staging: Path, n_train: int) -> FitStart:
