@@ -34,7 +34,7 @@ SEED = 2026  # not the generator's seed: other arrangements and displacements
 RATTLE = 0.1  # Å
 MD_STEPS = 200  # 2 fs steps before the snapshot
 # Two random arrangements per composition (6 cells): with one (3 cells) the ratio swung from
-# 2.3 to 6.1 at x = 0.75 between runs of the same settings.
+# 2.3 to 6.1 at x = 0.75 between runs of this example.
 ARRANGEMENTS = 2
 
 
