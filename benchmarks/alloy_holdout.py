@@ -7,13 +7,16 @@ random arrangements than the generator's, at the Vegard lattice constant), each 
 0.1 Å and as CHGNet MD snapshots at the lowest and highest MD temperature of the campaign,
 labeled with pw.x at the campaign's own DFT settings in a database of their own
 (work_dir/holdout/, reused on a rerun). Prints the force and energy RMSE of
-work_dir/potential/potential.yace per composition and each alloy's force RMSE over the first
-pure element's (the issue's target: within 2x).
+work_dir/potential/potential.yace per composition, each alloy's force RMSE over the first
+pure element's (the issue's target: within 2x), and the force RMSE per kind of cell and per
+arrangement (one hot cell can carry a composition's figure).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +99,9 @@ def holdout_structures(config: MLIPConfig) -> list[tuple[str, Atoms]]:
     return structures
 
 
-def labeled(config: MLIPConfig) -> list[Atoms]:
+def labeled(config: MLIPConfig) -> list[tuple[str, Atoms]]:
     """Labels every hold-out cell; a folder made with fewer arrangements keeps its labels and
-    gets the missing cells added."""
+    gets the missing cells added. Returns (kind, labeled cell): kind as "1200K" or "1200K:2"."""
     campaign = Campaign.open(config)
     stored = len(campaign.database.select())
     structures = holdout_structures(config)[stored:]
@@ -106,31 +109,56 @@ def labeled(config: MLIPConfig) -> list[Atoms]:
         origins = [f"holdout:{kind}" for kind, _ in structures]
         campaign.database.add_structures([a for _, a in structures], keys.SELECTED, 0, origins)
     label_selected(campaign)
-    return [row.atoms for row in campaign.database.select(**{keys.STATUS: keys.LABELED})]
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED})
+    return [(row.origin.removeprefix("holdout:"), row.atoms) for row in rows]
 
 
-def errors(potential: Path, frames: list[Atoms]) -> dict[str, tuple[list[float], list[float]]]:
-    """Per composition: force errors (eV/Å, every component) and energy errors (eV/atom)."""
+@dataclass(frozen=True)
+class CellError:
+    composition: str
+    kind: str  # rattled, 300K, 1200K
+    arrangement: str
+    forces: np.ndarray  # eV/Å, every component
+    energy: float  # eV/atom
+
+
+def cell_errors(potential: Path, frames: list[tuple[str, Atoms]]) -> list[CellError]:
     from mlip_autopipec.core.quiet_imports import pyace_calculator
 
     calculator = pyace_calculator(str(potential))
     # the potential leaves out pacemaker's per-element reference energies: add them back
     references = reference_energies(potential.with_suffix(".yaml"))
-    found: dict[str, tuple[list[float], list[float]]] = {}
-    for reference in frames:
+    found = []
+    for origin, reference in frames:
         atoms = as_computed(reference)
         atoms.calc = calculator
-        name = formula(composition(reference.get_chemical_symbols()))
-        forces, energies = found.setdefault(name, ([], []))
-        forces.extend((atoms.get_forces() - reference.get_forces()).ravel())
         total = atoms.get_potential_energy() + sum(references[el] for el in atoms.symbols)
-        energy = total - reference.get_potential_energy()
-        energies.append(energy / len(atoms))
+        kind, _, arrangement = origin.partition(":")
+        found.append(
+            CellError(
+                formula(composition(reference.get_chemical_symbols())),
+                kind,
+                arrangement or "1",
+                (atoms.get_forces() - reference.get_forces()).ravel(),
+                (total - reference.get_potential_energy()) / len(atoms),
+            )
+        )
     return found
 
 
-def rms(values: list[float]) -> float:
-    return float(np.sqrt(np.mean(np.square(values))))
+def force_rmse(cells: list[CellError]) -> float:
+    return float(np.sqrt(np.mean(np.square(np.concatenate([c.forces for c in cells])))))
+
+
+def energy_rmse(cells: list[CellError]) -> float:
+    return float(np.sqrt(np.mean(np.square([c.energy for c in cells]))))
+
+
+def by(cells: list[CellError], key: Callable[[CellError], str]) -> dict[str, list[CellError]]:
+    groups: dict[str, list[CellError]] = {}
+    for cell in cells:
+        groups.setdefault(key(cell), []).append(cell)
+    return groups
 
 
 def main() -> None:
@@ -141,16 +169,24 @@ def main() -> None:
     config = load_config(args.config)
     potential = args.potential or config.workflow.work_dir / "potential" / "potential.yace"
     frames = labeled(holdout_config(args.config))
-    by_composition = errors(potential, frames)
+    by_composition = by(cell_errors(potential, frames), lambda c: c.composition)
     first = config.system.elements[0]
-    reference = rms(by_composition[first][0]) if first in by_composition else None
+    reference = force_rmse(by_composition[first]) if first in by_composition else None
     print(f"{potential} on {len(frames)} held-out cells (rattled {RATTLE} Å and MD snapshots):")
     print(f"{'composition':>12} {'cells':>5} {'F RMSE meV/Å':>13} {'E RMSE meV/atom':>16} "
-          f"{'F / ' + first:>8}")  # fmt: skip
-    for name, (forces, energies) in by_composition.items():
-        ratio = "" if reference is None else f"{rms(forces) / reference:.2f}"
-        print(f"{name:>12} {len(energies):>5} {1000 * rms(forces):>13.0f} "
-              f"{1000 * rms(energies):>16.1f} {ratio:>8}")  # fmt: skip
+          f"{'F / ' + first:>8}  F RMSE per kind; per arrangement")  # fmt: skip
+    for name, cells in by_composition.items():
+        ratio = "" if reference is None else f"{force_rmse(cells) / reference:.2f}"
+        kinds = ", ".join(
+            f"{kind} {1000 * force_rmse(group):.0f}"
+            for kind, group in by(cells, lambda c: c.kind).items()
+        )
+        arrangements = " / ".join(
+            f"{1000 * force_rmse(group):.0f}"
+            for group in by(cells, lambda c: c.arrangement).values()
+        )
+        rmses = f"{1000 * force_rmse(cells):>13.0f} {1000 * energy_rmse(cells):>16.1f}"
+        print(f"{name:>12} {len(cells):>5} {rmses} {ratio:>8}  {kinds}; {arrangements}")
 
 
 if __name__ == "__main__":
