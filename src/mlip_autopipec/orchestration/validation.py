@@ -47,7 +47,7 @@ from mlip_autopipec.validation.checks import (
 from mlip_autopipec.validation.evaluate import SideProperties
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
 from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
-from mlip_autopipec.validation.score import candidate_score
+from mlip_autopipec.validation.score import candidate_score, with_failed_check
 from mlip_autopipec.validation.structures import ValidationPlan
 from mlip_autopipec.validation.table import full_table
 
@@ -211,10 +211,7 @@ def _check_against_best(documents: list[tuple[Candidate, dict[str, Any]]], targe
         check = held_out_against_best_check(rmse, min(rmses), target)
         document["checks"].append(check.as_dict())
         if not check.passed:
-            score = document["score"]
-            score["score"] += 1
-            score["failed_checks"] += 1
-            score["failed"].append(check.name)
+            with_failed_check(document["score"], check.name)
 
 
 def validate_potential(

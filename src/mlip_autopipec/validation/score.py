@@ -90,3 +90,10 @@ def candidate_score(rows: list[dict[str, Any]], checks: list[Check]) -> dict[str
         "mean_error_over_target": mean,
         "failed": [c.name for c in failed] + [f"{name} missing" for name in missing],
     }
+
+
+def with_failed_check(score: dict[str, Any], name: str) -> None:
+    """Count one more failed check into a `candidate_score` result, as it counts its own."""
+    score["score"] += 1
+    score["failed_checks"] += 1
+    score["failed"].append(name)
