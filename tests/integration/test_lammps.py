@@ -21,6 +21,8 @@ from mlip_autopipec.inference.ase_md import run_ase_md
 from mlip_autopipec.inference.engines import MDEngineSpec, run_md_task, select_engine
 from mlip_autopipec.inference.lammps import (
     ACTIVE_SET_NAME,
+    GRADER_ACTIVE_SET_NAME,
+    GRADER_NAME,
     POTENTIAL_NAME,
     lammps_elements,
     lammps_prism,
@@ -28,7 +30,9 @@ from mlip_autopipec.inference.lammps import (
     write_structure,
 )
 from mlip_autopipec.inference.lammps_profile import LammpsProfile
-from mlip_autopipec.inference.md_types import MDResult, MDRunSpec, PotentialFiles
+from mlip_autopipec.inference.md_types import GammaGrader, MDResult, MDRunSpec, PotentialFiles
+from mlip_autopipec.orchestration.campaign import Campaign
+from mlip_autopipec.orchestration.training import Candidate, train_iteration, with_grader
 from tests.integration.conftest import TrainedCampaign
 from tests.integration.test_inference import assert_restarted_from_last_trusted
 
@@ -84,10 +88,15 @@ def lammps_single_point(
     folder.mkdir()
     elements = lammps_elements(atoms)
     (folder / POTENTIAL_NAME).write_bytes(potential.yaml.read_bytes())
-    (folder / ACTIVE_SET_NAME).write_bytes(potential.active_set.read_bytes())
+    graded_apart = potential.grader is not None
+    if potential.grader is None:
+        (folder / ACTIVE_SET_NAME).write_bytes(potential.active_set.read_bytes())
+    else:
+        (folder / GRADER_NAME).write_bytes(potential.grader.yaml.read_bytes())
+        (folder / GRADER_ACTIVE_SET_NAME).write_bytes(potential.grader.active_set.read_bytes())
     write_structure(folder / "structure.data", atoms, elements)
     commands = [
-        *setup_commands(elements),
+        *setup_commands(elements, graded_apart),
         "fix pace_gamma all pair 1 pace/extrapolation gamma 1",
         "dump frame all custom 1 frame.dump id type x y z fx fy fz f_pace_gamma",
         "dump_modify frame format float %.17g",
@@ -113,7 +122,7 @@ def lammps_single_point(
 
 
 def pyace_single_point(
-    atoms: Atoms, potential: PotentialFiles
+    atoms: Atoms, potential: PotentialFiles | GammaGrader
 ) -> tuple[float, np.ndarray, np.ndarray]:
     probe = atoms.copy()
     probe.calc = pyace_calculator(str(potential.yaml), str(potential.active_set))
@@ -132,6 +141,39 @@ def test_lammps_and_pyace_agree_on_one_frame(
     np.testing.assert_allclose(forces, ref_forces, rtol=RTOL, atol=RTOL * np.abs(ref_forces).max())
     np.testing.assert_allclose(gamma, ref_gamma, rtol=RTOL)
     assert gamma.max() > 0.1  # a real extrapolation grade, not a column of zeros
+
+
+def test_a_final_fit_graded_by_a_smaller_fit_on_the_same_structures(
+    trained_campaign: TrainedCampaign, lammps_profile: LammpsProfile, tmp_path: Path
+) -> None:
+    """The hand-over's grader: forces from the potential, gamma from the smaller fit on the same
+    structures, in LAMMPS (hybrid/scaled, the card's recipe) and in the ASE engine alike."""
+    config = trained_campaign.copy_to(tmp_path, number_of_functions_per_element=8, upfit=False)
+    small = train_iteration(Campaign.open(config), iteration=1)
+    big = trained_campaign.result
+    final = with_grader(Candidate("final_001", 1, big), [Candidate("iter_001", 1, small)])
+    assert final.grader is not None and final.grader.folder == small.folder
+    files = final.potential_files()
+    atoms = cubic_cell()
+    energy, forces, gamma = lammps_single_point(lammps_profile, atoms, files, tmp_path / "sp")
+    own_energy, own_forces, own_gamma = pyace_single_point(atoms, replace(files, grader=None))
+    _, _, graded = pyace_single_point(atoms, PotentialFiles(small.potential, small.yace,
+                                                            small.active_set))  # fmt: skip
+    assert energy == pytest.approx(own_energy, rel=RTOL)
+    np.testing.assert_allclose(forces, own_forces, rtol=RTOL, atol=RTOL * np.abs(own_forces).max())
+    np.testing.assert_allclose(gamma, graded, rtol=RTOL)
+    assert not np.allclose(graded, own_gamma, rtol=1e-3)  # two active sets, told apart
+    result = run_ase_md(
+        atoms,
+        files,
+        replace(md_spec("graded", 300.0, 1.5, 1e9, 10), gamma_lower=0.0),
+        tmp_path / "md",
+    )
+    assert result.frames and result.error is None
+    for frame in result.frames:
+        np.testing.assert_allclose(
+            frame.arrays["gamma"], pyace_single_point(frame, files.grading)[2], rtol=1e-6
+        )
 
 
 def test_md_frames_read_back_with_the_gamma_pyace_gives(

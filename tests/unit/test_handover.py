@@ -181,3 +181,89 @@ def test_dft_side_alongside_passes_its_progress_and_a_failure_leaves_it_to_the_h
     broken = validation_dft.DFTReferenceAlongside(cast(Any, StandIn("broken")))
     assert broken.wait() is None
     assert "pw.x not found" in caplog.text
+
+
+def fake_fit(folder: Path, functions: int, rows: set[str] | None) -> TrainingResult:
+    """A finished fit as `with_grader` reads it: basis size, training rows, an active set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "output_potential.asi").write_text("active set")
+    (folder / "output_potential.yaml").write_text(f"basis of {functions}")
+    section = {"functions": {"number_of_functions_per_element": functions}}
+    return cast(
+        TrainingResult,
+        SimpleNamespace(
+            folder=folder,
+            potential=folder / "output_potential.yaml",
+            active_set=folder / "output_potential.asi",
+            yace=folder / "output_potential.yace",
+            metrics=SimpleNamespace(potential_section=section),
+            training_rows=lambda: None if rows is None else frozenset(rows),
+        ),
+    )
+
+
+def test_a_final_fit_is_graded_by_its_loop_fit_on_the_same_structures_with_a_smaller_basis(
+    tmp_path: Path,
+) -> None:
+    from mlip_autopipec.orchestration.training import with_grader
+
+    rows = {"row_1", "row_2", "row_3"}
+    final = Candidate("final_002", 2, fake_fit(tmp_path / "final", 150, rows))
+    first = Candidate("iter_001", 1, fake_fit(tmp_path / "iter1", 60, {"row_1"}))
+    loop = [first, Candidate("iter_002", 2, fake_fit(tmp_path / "iter2", 60, rows))]
+    graded = with_grader(final, loop)
+    assert graded.grader is loop[1].fit
+    files = graded.potential_files()
+    assert files.grading.yaml == loop[1].fit.potential and files.yaml == final.fit.potential
+    # not another iteration's fit, not other structures, not an equal or larger basis
+    assert with_grader(final, loop[:1]).grader is None
+    other_rows = Candidate("iter_002", 2, fake_fit(tmp_path / "other", 60, rows | {"row_4"}))
+    assert with_grader(final, [other_rows]).grader is None
+    same_basis = Candidate("iter_002", 2, fake_fit(tmp_path / "same", 150, rows))
+    assert with_grader(final, [same_basis]).grader is None
+    unreadable = Candidate("final_002", 2, fake_fit(tmp_path / "gone", 150, None))
+    assert with_grader(unreadable, loop).grader is None
+    (loop[1].fit.active_set).unlink()
+    assert with_grader(final, loop).grader is None
+    # without a grader, gamma comes from the fit's own files
+    own = final.potential_files().grading
+    assert (own.yaml, own.active_set) == (final.fit.potential, final.fit.active_set)
+
+
+def test_the_grader_files_are_handed_over_only_with_a_grader(tmp_path: Path) -> None:
+    from mlip_autopipec.orchestration.handover import GRADER_FILES, _copy_files
+
+    folder = tmp_path / "potential"
+    folder.mkdir()
+    grader = fake_fit(tmp_path / "iter", 60, set())
+    _copy_files(grader, GRADER_FILES, folder)
+    assert (folder / "grader.yaml").read_text() == "basis of 60"
+    assert (folder / "grader.asi").read_text() == "active set"
+    _copy_files(None, GRADER_FILES, folder)  # the next hand-over has none: no stale grader
+    assert not (folder / "grader.yaml").exists() and not (folder / "grader.asi").exists()
+
+
+def test_the_card_says_what_grades_gamma_and_how_both_active_sets_grade_the_test_split(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from mlip_autopipec.config import InferenceConfig
+    from mlip_autopipec.orchestration.handover import Choice, _files_line, trust_lines
+
+    inference = InferenceConfig(gamma_lower=1.5, gamma_upper=8.0)
+    final = Candidate("final_003", 3, fake_fit(tmp_path / "final", 150, set()))
+    graded = replace(final, grader=fake_fit(tmp_path / "iter_003", 60, set()))
+    validation = {
+        "gamma_on_test_split": {"own": [99.98, 1070.25], "grader": [1.11, 3.11]},
+        "md": {"atoms": 16, "temperature": 1200.0, "steps": 200, "steps_done": 10,
+               "max_gamma": 9.1, "in_domain": False},
+    }  # fmt: skip
+    text = trust_lines(inference, validation, Choice(graded, "best", {}))
+    assert "`grader.yaml` + `grader.asi` (iter_003)" in text
+    assert "2 test-split structures" in text and "100-1070 by its own" in text
+    assert "1.11-3.11 by the grader's" in text
+    assert "The grader's gamma reached 8 in a crystal.**" in text and "near-singular" not in text
+    assert "grader.yaml" in _files_line(Choice(graded, "best", {}))
+    plain = trust_lines(inference, validation, Choice(final, "best", {}))
+    assert "grader" not in plain and "near-singular" in plain

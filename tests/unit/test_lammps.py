@@ -376,3 +376,17 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_a_graded_apart_input_takes_forces_from_the_potential_and_gamma_from_the_grader() -> None:
+    from mlip_autopipec.inference.lammps import GRADER_ACTIVE_SET_NAME, GRADER_NAME, setup_commands
+
+    lines = setup_commands(["Si", "Ge"], graded_apart=True)
+    assert "pair_style hybrid/scaled 1.0 pace 0.0 pace/extrapolation" in lines
+    assert "pair_coeff * * pace potential.yaml Si Ge" in lines
+    assert (
+        f"pair_coeff * * pace/extrapolation {GRADER_NAME} {GRADER_ACTIVE_SET_NAME} Si Ge" in lines
+    )
+    assert not any("potential.asi" in line for line in lines)
+    text = write_lammps_input(spec(), ["Si"], graded_apart=True)
+    assert "fix pace_gamma all pair 10 pace/extrapolation gamma 1" in text  # the grader's gamma

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,13 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from mlip_autopipec.core.quiet_imports import pyace_calculator
-from mlip_autopipec.inference.md_types import MDResult, MDRunner, MDRunSpec, PotentialFiles
+from mlip_autopipec.inference.md_types import (
+    GammaGrader,
+    MDResult,
+    MDRunner,
+    MDRunSpec,
+    PotentialFiles,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +29,11 @@ class _Halt(Exception):
 
 
 def ace_calculator(potential: PotentialFiles, with_active_set: bool) -> object:
-    active_set = str(potential.active_set) if with_active_set else None
-    return pyace_calculator(str(potential.yaml), active_set)
+    """The potential's own calculator, or (`with_active_set`) the one that grades gamma."""
+    if not with_active_set:
+        return pyace_calculator(str(potential.yaml))
+    grading = potential.grading
+    return pyace_calculator(str(grading.yaml), str(grading.active_set))
 
 
 def per_atom_gamma(atoms: Atoms, gamma_calc: object) -> np.ndarray:
@@ -31,6 +41,12 @@ def per_atom_gamma(atoms: Atoms, gamma_calc: object) -> np.ndarray:
     probe.calc = gamma_calc
     probe.get_potential_energy()
     return np.asarray(probe.calc.results["gamma"], dtype=float)
+
+
+def max_gammas(grading: GammaGrader, structures: Sequence[Atoms]) -> list[float]:
+    """Each structure's largest per-atom gamma as `grading` grades it."""
+    calculator = pyace_calculator(str(grading.yaml), str(grading.active_set))
+    return [float(per_atom_gamma(atoms, calculator).max()) for atoms in structures]
 
 
 def checked_frame(atoms: Atoms, gamma: np.ndarray, step: int, run_id: str) -> Atoms:

@@ -41,6 +41,8 @@ OUT_NAME = "lammps.out"
 ERR_NAME = "lammps.err"
 POTENTIAL_NAME = "potential.yaml"
 ACTIVE_SET_NAME = "potential.asi"
+GRADER_NAME = "grader.yaml"
+GRADER_ACTIVE_SET_NAME = "grader.asi"
 GAMMA_COLUMN = "c_max_pace_gamma"
 _TOKEN = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _HALT = re.compile(r"Fix halt condition for fix-id \S+ met on step (\d+)")
@@ -64,8 +66,10 @@ def lammps_elements(atoms: Atoms) -> list[str]:
     return sorted(set(atoms.get_chemical_symbols()), key=lambda symbol: atomic_numbers[symbol])
 
 
-def setup_commands(elements: list[str]) -> list[str]:
-    """System, masses and the ACE potential with its active set; `elements` in type order."""
+def setup_commands(elements: list[str], graded_apart: bool = False) -> list[str]:
+    """System, masses and the ACE potential with its active set; `elements` in type order.
+    `graded_apart`: forces from the potential, gamma from the grader (`GRADER_NAME`), which
+    `hybrid/scaled` weighs by 0 so that it adds nothing to energies or forces."""
     for symbol in elements:
         if symbol not in chemical_symbols[1:]:
             raise LammpsError(f"element {symbol!r} is not a chemical symbol")
@@ -80,8 +84,22 @@ def setup_commands(elements: list[str]) -> list[str]:
         "boundary p p p",
         f"read_data {DATA_NAME}",
         *masses,
+        *(_graded_apart(species) if graded_apart else _graded_by_itself(species)),
+    ]
+
+
+def _graded_by_itself(species: str) -> list[str]:
+    return [
         "pair_style pace/extrapolation",
         f"pair_coeff * * {POTENTIAL_NAME} {ACTIVE_SET_NAME} {species}",
+    ]
+
+
+def _graded_apart(species: str) -> list[str]:
+    return [
+        "pair_style hybrid/scaled 1.0 pace 0.0 pace/extrapolation",
+        f"pair_coeff * * pace {POTENTIAL_NAME} {species}",
+        f"pair_coeff * * pace/extrapolation {GRADER_NAME} {GRADER_ACTIVE_SET_NAME} {species}",
     ]
 
 
@@ -124,9 +142,9 @@ def md_commands(spec: MDRunSpec) -> list[str]:
     ]
 
 
-def write_lammps_input(spec: MDRunSpec, elements: list[str]) -> str:
+def write_lammps_input(spec: MDRunSpec, elements: list[str], graded_apart: bool = False) -> str:
     """The LAMMPS input for one run; `elements` in LAMMPS type order."""
-    return "\n".join([*setup_commands(elements), *md_commands(spec)]) + "\n"
+    return "\n".join([*setup_commands(elements, graded_apart), *md_commands(spec)]) + "\n"
 
 
 def parse_log(text: str, every: int) -> tuple[int, bool, list[float]]:
@@ -242,12 +260,18 @@ class LammpsRunner:
 def prepare_run(
     atoms: Atoms, potential: PotentialFiles, spec: MDRunSpec, run_dir: Path, elements: list[str]
 ) -> None:
-    """The run folder: potential and active set, the structure as LAMMPS data, the input."""
+    """The run folder: potential and active set (or grader), the structure as LAMMPS data, the
+    input."""
     fresh_folder(run_dir)  # never read a killed run's log or dump as this run's
     shutil.copy(potential.yaml, run_dir / POTENTIAL_NAME)
-    shutil.copy(potential.active_set, run_dir / ACTIVE_SET_NAME)
+    if potential.grader is None:
+        shutil.copy(potential.active_set, run_dir / ACTIVE_SET_NAME)
+    else:
+        shutil.copy(potential.grader.yaml, run_dir / GRADER_NAME)
+        shutil.copy(potential.grader.active_set, run_dir / GRADER_ACTIVE_SET_NAME)
     write_structure(run_dir / DATA_NAME, atoms, elements)
-    (run_dir / INPUT_NAME).write_text(write_lammps_input(spec, elements))
+    graded_apart = potential.grader is not None
+    (run_dir / INPUT_NAME).write_text(write_lammps_input(spec, elements, graded_apart))
 
 
 def write_structure(path: Path, atoms: Atoms, elements: list[str]) -> None:

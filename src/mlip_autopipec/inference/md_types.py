@@ -20,12 +20,30 @@ from mlip_autopipec.config import InferenceConfig
 
 
 @dataclass(frozen=True)
+class GammaGrader:
+    """A B-basis .yaml and its active set .asi that grade gamma (pace/extrapolation)."""
+
+    yaml: Path
+    active_set: Path
+
+
+@dataclass(frozen=True)
 class PotentialFiles:
-    """A fitted ACE potential: B-basis .yaml (pyace, LAMMPS pace/extrapolation), .yace, .asi."""
+    """A fitted ACE potential: B-basis .yaml (pyace, LAMMPS pace/extrapolation), .yace, .asi.
+
+    `grader`: another fit on the same labels whose active set grades gamma instead of this
+    one's (see `orchestration.training.Candidate.grader`); energies and forces stay this fit's.
+    """
 
     yaml: Path
     yace: Path
     active_set: Path
+    grader: GammaGrader | None = None
+
+    @property
+    def grading(self) -> GammaGrader:
+        """What grades gamma: the grader, else this fit's own B-basis and active set."""
+        return self.grader or GammaGrader(self.yaml, self.active_set)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 CARD = "CARD.md"
 FILES = {"potential.yaml": "potential", "potential.yace": "yace", "potential.asi": "active_set"}
+GRADER_FILES = {"grader.yaml": "potential", "grader.asi": "active_set"}
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,8 @@ def hand_over(
     that are there."""
     folder = potential_folder(campaign)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, attribute in FILES.items():
-        source, target = getattr(choice.fit, attribute), folder / name
-        if source.is_file():
-            temporary = folder / f".{name}.tmp"
-            shutil.copyfile(source, temporary)
-            temporary.replace(target)
-        else:  # never leave another fit's active set beside this potential
-            target.unlink(missing_ok=True)
+    _copy_files(choice.fit, FILES, folder)
+    _copy_files(choice.candidate.grader, GRADER_FILES, folder)
     card = card_text(campaign, choice, validation, dft_check)
     write_atomically(folder / CARD, card)
     chosen = {
@@ -146,6 +141,19 @@ def hand_over(
     write_atomically(campaign.layout.handover_choice_file, json.dumps(chosen, indent=1))
     logger.info("handed over %s: %s", choice.candidate.describe(), folder)
     return folder
+
+
+def _copy_files(fit: TrainingResult | None, files: dict[str, str], folder: Path) -> None:
+    """Each of `fit`'s files under its plain name; a name `fit` has no file for (or every one,
+    without a fit) is removed: never leave another fit's files beside this potential."""
+    for name, attribute in files.items():
+        source, target = None if fit is None else getattr(fit, attribute), folder / name
+        if source is not None and source.is_file():
+            temporary = folder / f".{name}.tmp"
+            shutil.copyfile(source, temporary)
+            temporary.replace(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def card_text(
@@ -161,25 +169,44 @@ def card_text(
         f"# ACE potential for {species}",
         f"{choice.candidate.describe().capitalize()} ({choice.fit.folder}): {choice.reason}."
         + (f" Validation scores (lower is better): {scored}." if scored else ""),
-        "Files: `potential.yaml` (B-basis: pyace, `pair_style pace/extrapolation`), "
-        "`potential.yace` (`pair_style pace`), `potential.asi` (active set for gamma).",
+        _files_line(choice),
         "## Data it saw\n" + _data_lines(campaign, choice),
         "## DFT\n" + _dft_lines(campaign, dft_check),
         "## Validation\n" + _validation_lines(validation),
         "## Energies\n" + _energy_lines(choice.fit.potential),
-        "## Where to trust it\n" + trust_lines(config.inference, validation),
-        "## Use it\n" + _usage(species),
+        "## Where to trust it\n" + trust_lines(config.inference, validation, choice),
+        "## Use it\n"
+        + (_usage(species) if choice.candidate.grader is None else _graded_usage(species)),
     ]
     return "\n\n".join(parts) + "\n"
 
 
-def trust_lines(inference: InferenceConfig, validation: dict[str, Any] | None) -> str:
-    """The gamma thresholds, and how the validation MD went with this fit's active set."""
+def _files_line(choice: Choice) -> str:
+    grader = choice.candidate.grader
+    if grader is None:
+        return (
+            "Files: `potential.yaml` (B-basis: pyace, `pair_style pace/extrapolation`), "
+            "`potential.yace` (`pair_style pace`), `potential.asi` (active set for gamma)."
+        )
+    return (
+        "Files: `potential.yaml` (B-basis: pyace, LAMMPS `pair_style pace`), `potential.yace` "
+        "(`pair_style pace`): energies and forces; `grader.yaml` + `grader.asi`: "
+        f"{grader.folder.name}, the loop fit on the same structures, whose active set grades "
+        "gamma (see Where to trust it); `potential.asi`: this fit's own active set."
+    )
+
+
+def trust_lines(
+    inference: InferenceConfig, validation: dict[str, Any] | None, choice: Choice | None = None
+) -> str:
+    """The gamma thresholds, what grades gamma, and how the validation MD went with it."""
     text = (
         f"Trained for extrapolation grades gamma < {inference.gamma_lower:g} (the loop "
         f"collected frames above that); gamma >= {inference.gamma_upper:g} is outside what it "
         "knows: stop or relabel such configurations."
     )
+    if choice is not None and choice.candidate.grader is not None:
+        text += "\n" + _grader_lines(choice.candidate.grader, validation)
     md = (validation or {}).get("md")
     if not md:
         return text
@@ -191,6 +218,10 @@ def trust_lines(inference: InferenceConfig, validation: dict[str, Any] | None) -
         return f"{text}\n{ran}"
     if md.get("error"):
         return f"{text}\n**{ran} It failed: {md['error']}**"
+    if choice is not None and choice.candidate.grader is not None:
+        return (
+            f"{text}\n**{ran} The grader's gamma reached {inference.gamma_upper:g} in a crystal.**"
+        )
     return (
         f"{text}\n**{ran} Gamma reached {inference.gamma_upper:g} in a crystal: either this "
         "fit extrapolates there, or its active set is near-singular (a large basis on few "
@@ -198,6 +229,31 @@ def trust_lines(inference: InferenceConfig, validation: dict[str, Any] | None) -
         "above before trusting gamma, or watch gamma with a loop fit "
         "(potentials/iter_NNN/output_potential.yaml and .asi).**"
     )
+
+
+def _grader_lines(grader: TrainingResult, validation: dict[str, Any] | None) -> str:
+    """Why gamma comes from the grader, with the test split's grades by both active sets."""
+    text = (
+        f"Gamma comes from `grader.yaml` + `grader.asi` ({grader.folder.name}): the loop fit on "
+        "the same structures, with the loop's smaller basis, on whose grades the thresholds "
+        "above were set. This fit's own active set (`potential.asi`, a larger basis on the same "
+        "structures) is less determined and grades higher."
+    )
+    grades = (validation or {}).get("gamma_on_test_split")
+    if grades and grades.get("own") and grades.get("grader"):
+        text += (
+            f" On the {len(grades['grader'])} test-split structures (labels no fit trained "
+            f"on) the largest gamma is {_range(grades['own'])} by its own active set and "
+            f"{_range(grades['grader'])} by the grader's."
+        )
+    return text
+
+
+def _range(values: list[float]) -> str:
+    def text(value: float) -> str:
+        return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+    return f"{text(min(values))}-{text(max(values))}"
 
 
 def _energy_lines(potential: Path) -> str:
@@ -300,6 +356,30 @@ ASE:
 from pyace import PyACECalculator
 calc = PyACECalculator("potential.yaml")
 calc.set_active_set("potential.asi")  # then calc.results["gamma"] per atom
+```"""
+
+
+def _graded_usage(species: str) -> str:
+    return f"""LAMMPS (built with ML-PACE): forces from the potential, gamma from the grader, which
+`hybrid/scaled` weighs by 0 so that it adds nothing to energies or forces:
+
+```
+pair_style hybrid/scaled 1.0 pace 0.0 pace/extrapolation
+pair_coeff * * pace potential.yace {species}
+pair_coeff * * pace/extrapolation grader.yaml grader.asi {species}
+fix pace_gamma all pair 10 pace/extrapolation gamma 1
+compute max_pace_gamma all reduce max f_pace_gamma
+```
+
+or, for production without gamma: `pair_style pace` and `pair_coeff * * potential.yace {species}`.
+
+ASE:
+
+```python
+from pyace import PyACECalculator
+calc = PyACECalculator("potential.yaml")  # energies and forces
+grader = PyACECalculator("grader.yaml")
+grader.set_active_set("grader.asi")  # grader.results["gamma"] per atom, after a calculation
 ```"""
 
 

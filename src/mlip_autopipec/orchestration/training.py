@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.core import keys
 from mlip_autopipec.generation.anchors import is_anchor
+from mlip_autopipec.inference.md_types import GammaGrader, PotentialFiles
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.fit_errors import (
     anchor_errors,
@@ -33,6 +34,7 @@ from mlip_autopipec.training.dataset import (
     Split,
     choose_reference_energies,
 )
+from mlip_autopipec.training.inputs import functions_of
 from mlip_autopipec.training.metrics import MetricsError
 from mlip_autopipec.training.pacemaker import (
     METRICS_FILE,
@@ -74,6 +76,8 @@ class Candidate:
     name: str  # its folder's name
     last_iteration: int  # the newest labels it saw
     fit: TrainingResult
+    # A final fit's gamma comes from the loop fit on the same labels (see `with_grader`)
+    grader: TrainingResult | None = None
 
     @property
     def is_final(self) -> bool:
@@ -84,12 +88,37 @@ class Candidate:
             return f"the final fit (every label up to iteration {self.last_iteration})"
         return f"iteration {self.last_iteration}'s fit"
 
+    def potential_files(self) -> PotentialFiles:
+        """Its files for MD, gamma graded by the grader when it has one."""
+        fit, grader = self.fit, self.grader
+        grading = None if grader is None else GammaGrader(grader.potential, grader.active_set)
+        return PotentialFiles(fit.potential, fit.yace, fit.active_set, grading)
+
 
 def candidates(campaign: Campaign) -> list[Candidate]:
-    """Every finished fit, oldest first: the loop's, then the final fits."""
+    """Every finished fit, oldest first: the loop's, then the final fits (with their grader)."""
     loop = [Candidate(fit.folder.name, n, fit) for n, fit in finished_fits(campaign)]
     final = _finished(campaign.layout.final_folders())
-    return loop + [Candidate(fit.folder.name, n, fit) for n, fit in final]
+    return loop + [with_grader(Candidate(fit.folder.name, n, fit), loop) for n, fit in final]
+
+
+def with_grader(final: Candidate, loop: list[Candidate]) -> Candidate:
+    """A final fit graded by its iteration's loop fit when that one has a smaller basis and was
+    fitted on the same structures. A larger basis on the same labels leaves the final fit's own
+    active set near-singular: in the Si-Ge example it graded the test split at gamma 100-1070
+    where the loop fit's grades 1.1-3.1, for forces within the target. The loop's thresholds
+    (gamma_lower, gamma_upper) were set on the loop basis's grades, and the loop fit's active
+    set grades novelty against exactly the final fit's training structures."""
+    same = [c.fit for c in loop if c.last_iteration == final.last_iteration]
+    if not same or not same[0].active_set.is_file():
+        return final
+    smaller = functions_of(same[0].metrics.potential_section) < functions_of(
+        final.fit.metrics.potential_section
+    )
+    rows = final.fit.training_rows()
+    if not smaller or rows is None or rows != same[0].training_rows():
+        return final
+    return replace(final, grader=same[0])
 
 
 def latest_fit(campaign: Campaign, before: int | None = None) -> TrainingResult | None:

@@ -18,8 +18,8 @@ from typing import Any
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.files import write_atomically
-from mlip_autopipec.inference.ase_md import run_ase_md
-from mlip_autopipec.inference.md_types import MDRunSpec, PotentialFiles
+from mlip_autopipec.inference.ase_md import max_gammas, run_ase_md
+from mlip_autopipec.inference.md_types import GammaGrader, MDRunSpec, PotentialFiles
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import ProgressCallback
 from mlip_autopipec.orchestration.training import Candidate, candidates, finished_fits
@@ -233,7 +233,8 @@ def validate_potential(
     prefix = candidate.name
     plots = _plots(sides, reference, folder / prefix)
     plan = reference.scan
-    md = md_check(campaign, fit, plan, folder / f"{prefix}_rdf.png") if plan.wants("md") else None
+    files = candidate.potential_files()
+    md = md_check(campaign, files, plan, folder / f"{prefix}_rdf.png") if plan.wants("md") else None
     document = {
         "fit": candidate.name,
         "iteration": candidate.last_iteration,
@@ -245,6 +246,7 @@ def validate_potential(
         "dft_side": _jsonable(asdict(reference.side)),
         "dft_cost": asdict(reference.cost),
         "md": md,
+        "gamma_on_test_split": test_split_gammas(campaign, files),
         "plots": [path.name for path in plots if path is not None]
         + ([md["plot"]] if md and md.get("plot") else []),
     }
@@ -277,10 +279,27 @@ def _plots(sides: PotentialSides, reference: DFTReference, stem: Path) -> list[P
     return plots
 
 
+def test_split_gammas(campaign: Campaign, files: PotentialFiles) -> dict[str, list[float]] | None:
+    """The largest gamma of each test-split structure (labels no fit trained on), by the fit's
+    own active set and by its grader; None without a grader or a test split."""
+    if files.grader is None:
+        return None
+    rows = campaign.database.select(**{keys.STATUS: keys.LABELED, keys.SPLIT: TEST})
+    if not rows:
+        return None
+    structures = [row.atoms for row in rows]
+    own = GammaGrader(files.yaml, files.active_set)
+    return {
+        "own": max_gammas(own, structures) if own.active_set.is_file() else [],
+        "grader": max_gammas(files.grader, structures),
+    }
+
+
 def md_check(
-    campaign: Campaign, fit: TrainingResult, plan: ValidationPlan, plot: Path
+    campaign: Campaign, potential: PotentialFiles, plan: ValidationPlan, plot: Path
 ) -> dict[str, Any]:
-    """A short ASE MD at the highest configured temperature: max gamma and g(r)."""
+    """A short ASE MD at the highest configured temperature: max gamma (as `potential`'s
+    grading grades it) and g(r)."""
     config = campaign.config
     inference = config.inference
     temperature = max(inference.temperatures)
@@ -298,7 +317,6 @@ def md_check(
         max_frames=steps // inference.gamma_every + 1,
         timeout=inference.timeout,
     )
-    potential = PotentialFiles(fit.potential, fit.yace, fit.active_set)
     start = plan.primitive.repeat(config.validation.vacancy_supercell)
     run_dir = plot.parent / "md"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -322,6 +340,7 @@ def md_check(
         "max_gamma": max_gamma,
         "gamma_lower": inference.gamma_lower,
         "gamma_upper": inference.gamma_upper,
+        "graded_by": str(potential.grading.yaml),
         "in_domain": in_domain,
         "rdf_peaks": rdf_peaks(r, g) if result.frames else [],
         "rdf": {"r": r.round(4).tolist(), "g": g.round(4).tolist()},

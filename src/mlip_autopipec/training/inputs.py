@@ -90,7 +90,7 @@ def choose_start(
     if dict(current) == dict(previous_section):
         return FitStart("continue", previous, "same basis as the previous potential")
     now, before = copy.deepcopy(dict(current)), copy.deepcopy(dict(previous_section))
-    grown = _functions(now) > _functions(before)
+    grown = functions_of(now) > functions_of(before)
     now["functions"].pop("number_of_functions_per_element", None)
     before.get("functions", {}).pop("number_of_functions_per_element", None)
     if grown and now == before:
@@ -177,7 +177,8 @@ def grown_too_much(previous_train: int, current_train: int, max_growth: float) -
     return current_train > (1.0 + max_growth) * previous_train
 
 
-def _functions(section: Mapping[str, Any]) -> int:
+def functions_of(section: Mapping[str, Any]) -> int:
+    """Functions per element of a potential section (0 when it names none)."""
     return int(section.get("functions", {}).get("number_of_functions_per_element", 0))
 
 

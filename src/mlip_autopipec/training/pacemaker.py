@@ -157,6 +157,17 @@ class TrainingResult:
     def plots(self) -> list[Path]:
         return [self.folder / name for name in PLOTS if (self.folder / name).is_file()]
 
+    def training_rows(self) -> frozenset[str] | None:
+        """The names of the structures it was fitted on (its pacemaker training file); None
+        when that file is gone or unreadable."""
+        import pandas as pd
+
+        try:
+            data = pd.read_pickle(self.folder / TRAIN_DATA, compression="gzip")
+            return frozenset(str(name) for name in data["name"])
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+
 
 def train_atoms_per_element(structures: Sequence[LabeledStructure]) -> dict[str, int]:
     counts: dict[str, int] = {}
