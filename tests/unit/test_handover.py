@@ -267,3 +267,25 @@ def test_the_card_says_what_grades_gamma_and_how_both_active_sets_grade_the_test
     assert "grader.yaml" in _files_line(Choice(graded, "best", {}))
     plain = trust_lines(inference, validation, Choice(final, "best", {}))
     assert "grader" not in plain and "near-singular" in plain
+
+
+def test_the_card_gives_the_validation_md_of_every_other_composition() -> None:
+    from mlip_autopipec.config import InferenceConfig
+    from mlip_autopipec.orchestration.handover import trust_lines
+    from mlip_autopipec.orchestration.report_validation import md_lines
+
+    inference = InferenceConfig(gamma_lower=1.5, gamma_upper=8.0)
+    run = {"atoms": 16, "temperature": 1200.0, "steps": 200, "steps_done": 200,
+           "max_gamma": 1.3, "in_domain": True}  # fmt: skip
+    others = [
+        {**run, "composition": "Ge", "max_gamma": 2.1},
+        {**run, "composition": "Ge0.5Si0.5", "steps_done": 40, "max_gamma": 9.2,
+         "in_domain": False},
+    ]  # fmt: skip
+    validation = {"md": {**run, "composition": "Si"}, "md_other_compositions": others}
+    text = trust_lines(inference, validation)
+    assert "for the other compositions: Ge (16 atoms) 200 of 200 steps, max gamma 2.1; " in text
+    assert "**Ge0.5Si0.5 (16 atoms) 40 of 200 steps, max gamma 9.2**." in text
+    lines = md_lines(validation)
+    assert lines[0] == "  MD 1200 K: 200 of 200 steps, max gamma 1.3"
+    assert lines[2] == "  MD Ge0.5Si0.5 1200 K: 40 of 200 steps, max gamma 9.2 (left its domain)"

@@ -209,3 +209,27 @@ def test_the_table_names_every_row_and_check_by_its_composition() -> None:
     assert document["score"]["failed_checks"] == 0
     assert document["score"]["mean_error_over_target"] == pytest.approx(0, abs=1e-3)
     assert [m["composition"] for m in document["materials"]] == ["Au", "Au0.5Cu0.5"]
+
+
+def test_the_validation_md_starts_from_every_pure_crystal_and_every_alloy() -> None:
+    from types import SimpleNamespace
+
+    from mlip_autopipec.orchestration.validation import md_starts
+
+    scans = material_scans(CU_AU, SETTINGS, [])
+    plans = alloy_plans([HALF, {"Cu": 0.75, "Au": 0.25}], {s.composition: s for s in scans})
+    reference: Any = SimpleNamespace(
+        materials=[SimpleNamespace(scan=scan) for scan in scans],
+        alloys=[SimpleNamespace(plan=plan) for plan in plans],
+    )
+    starts = md_starts(reference, (2, 2, 2))
+    assert [(name, suffix) for name, suffix, _ in starts] == [
+        ("Cu", ""), ("Au", "_Au"), (plans[0].scan.composition, f"_{plans[0].scan.composition}"),
+        (plans[1].scan.composition, f"_{plans[1].scan.composition}"),
+    ]  # fmt: skip
+    cu, au, half, quarter = (atoms for _, _, atoms in starts)
+    assert len(cu) == len(au) == 8 and set(au.get_chemical_symbols()) == {"Au"}
+    for alloy, plan in ((half, plans[0]), (quarter, plans[1])):
+        assert len(alloy) >= len(cu) and len(alloy) % len(plan.random) == 0
+        symbols = alloy.get_chemical_symbols()
+        assert symbols.count("Au") / len(symbols) == pytest.approx(plan.fractions["Au"])

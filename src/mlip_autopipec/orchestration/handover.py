@@ -205,30 +205,53 @@ def trust_lines(
         f"collected frames above that); gamma >= {inference.gamma_upper:g} is outside what it "
         "knows: stop or relabel such configurations."
     )
+    graded_apart = choice is not None and choice.candidate.grader is not None
     if choice is not None and choice.candidate.grader is not None:
         text += "\n" + _grader_lines(choice.candidate.grader, validation)
     md = (validation or {}).get("md")
     if not md:
         return text
+    lines = [text, _main_md_line(md, inference, graded_apart)]
+    others = (validation or {}).get("md_other_compositions") or []
+    if others:
+        lines.append(_other_md_line(others))
+    return "\n".join(lines)
+
+
+def _main_md_line(md: dict[str, Any], inference: InferenceConfig, graded_apart: bool) -> str:
+    crystal = md.get("composition") or "the first crystal"
     ran = (
-        f"The validation MD ({md['atoms']} atoms of the first crystal, {md['temperature']:g} K) "
+        f"The validation MD ({md['atoms']} atoms of {crystal}, {md['temperature']:g} K) "
         f"ran {md['steps_done']} of {md['steps']} steps, max gamma {_number(md['max_gamma'])}."
     )
     if md.get("in_domain"):
-        return f"{text}\n{ran}"
+        return ran
     if md.get("error"):
-        return f"{text}\n**{ran} It failed: {md['error']}**"
-    if choice is not None and choice.candidate.grader is not None:
-        return (
-            f"{text}\n**{ran} The grader's gamma reached {inference.gamma_upper:g} in a crystal.**"
-        )
+        return f"**{ran} It failed: {md['error']}**"
+    if graded_apart:
+        return f"**{ran} The grader's gamma reached {inference.gamma_upper:g} in a crystal.**"
     return (
-        f"{text}\n**{ran} Gamma reached {inference.gamma_upper:g} in a crystal: either this "
+        f"**{ran} Gamma reached {inference.gamma_upper:g} in a crystal: either this "
         "fit extrapolates there, or its active set is near-singular (a large basis on few "
         "structures) and gamma warns where the energies are right. Check the validation table "
         "above before trusting gamma, or watch gamma with a loop fit "
         "(potentials/iter_NNN/output_potential.yaml and .asi).**"
     )
+
+
+def _other_md_line(runs: list[dict[str, Any]]) -> str:
+    """The other compositions' validation MD, each in bold where it left its domain."""
+    parts = []
+    for run in runs:
+        part = (
+            f"{run['composition']} ({run['atoms']} atoms) {run['steps_done']} of "
+            f"{run['steps']} steps, max gamma {_number(run['max_gamma'])}"
+        )
+        if run.get("error"):
+            part += f", failed: {run['error']}"
+        parts.append(part if run.get("in_domain") else f"**{part}**")
+    temperature = runs[0]["temperature"]
+    return f"The same MD ({temperature:g} K) for the other compositions: {'; '.join(parts)}."
 
 
 def _grader_lines(grader: TrainingResult, validation: dict[str, Any] | None) -> str:

@@ -34,6 +34,7 @@ def validation_section(campaign: Campaign) -> str:
         _notes(document),
         _cost(document["dft_cost"]),
         _md(document.get("md")),
+        *(_md(run) for run in document.get("md_other_compositions") or []),
     ]
     parts.extend(_figure(folder / name) for name in document.get("plots", []))
     return "\n".join(parts)
@@ -112,8 +113,9 @@ def _md(md: dict[str, Any] | None) -> str:
         return ""
     verdict = "stays inside its domain" if md["in_domain"] else "leaves its domain"
     peaks = ", ".join(f"{r:.2f}" for r in md.get("rdf_peaks", [])) or "-"
+    name = f"{html.escape(md['composition'])}, " if md.get("composition") else ""
     return (
-        f"<p>MD check ({md['atoms']} atoms, {md['temperature']:g} K, {md['steps_done']} of "
+        f"<p>MD check ({name}{md['atoms']} atoms, {md['temperature']:g} K, {md['steps_done']} of "
         f"{md['steps']} steps): max gamma {_number(md['max_gamma'])} (gamma_upper "
         f"{md['gamma_upper']:g}): the potential {verdict}. g(r) peaks at {peaks} Å.</p>"
     )
@@ -163,10 +165,18 @@ def validation_lines(campaign: Campaign) -> list[str]:
             f"{len(score.get('missed_targets', []))} targets missed, mean error "
             f"{score['mean_error_over_target']:.2f} x target; lower is better)"
         )
+    return lines + md_lines(document)
+
+
+def md_lines(document: dict[str, Any]) -> list[str]:
+    """The validation MD of the main crystal, then of each other composition."""
     md = document.get("md")
-    if md:
+    lines = []
+    for run in ([md] if md else []) + (document.get("md_other_compositions") or []):
+        name = f" {run['composition']}" if run is not md else ""
         lines.append(
-            f"  MD {md['temperature']:g} K: {md['steps_done']} of {md['steps']} steps, max gamma "
-            f"{_number(md['max_gamma'])}" + ("" if md["in_domain"] else " (left its domain)")
+            f"  MD{name} {run['temperature']:g} K: {run['steps_done']} of {run['steps']} steps, "
+            f"max gamma {_number(run['max_gamma'])}"
+            + ("" if run["in_domain"] else " (left its domain)")
         )
     return lines

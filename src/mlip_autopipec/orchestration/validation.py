@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ase import Atoms
+
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.files import write_atomically
 from mlip_autopipec.inference.ase_md import max_gammas, run_ase_md
@@ -48,7 +50,6 @@ from mlip_autopipec.validation.evaluate import SideProperties
 from mlip_autopipec.validation.plots import eos_plot, phonon_plot, rdf_plot
 from mlip_autopipec.validation.properties import radial_distribution, rdf_peaks
 from mlip_autopipec.validation.score import candidate_score, with_failed_check
-from mlip_autopipec.validation.structures import ValidationPlan
 from mlip_autopipec.validation.table import full_table
 
 logger = logging.getLogger(__name__)
@@ -232,9 +233,13 @@ def validate_potential(
     folder = validation_layout(campaign).work_dir
     prefix = candidate.name
     plots = _plots(sides, reference, folder / prefix)
-    plan = reference.scan
     files = candidate.potential_files()
-    md = md_check(campaign, files, plan, folder / f"{prefix}_rdf.png") if plan.wants("md") else None
+    runs = md_starts(reference, config.validation.vacancy_supercell)
+    mds = [
+        md_check(campaign, files, start, folder / f"{prefix}_rdf{suffix}.png", name)
+        for name, suffix, start in runs
+    ] if reference.scan.wants("md") else []  # fmt: skip
+    md = mds[0] if mds else None
     document = {
         "fit": candidate.name,
         "iteration": candidate.last_iteration,
@@ -246,9 +251,10 @@ def validate_potential(
         "dft_side": _jsonable(asdict(reference.side)),
         "dft_cost": asdict(reference.cost),
         "md": md,
+        "md_other_compositions": mds[1:],
         "gamma_on_test_split": test_split_gammas(campaign, files),
         "plots": [path.name for path in plots if path is not None]
-        + ([md["plot"]] if md and md.get("plot") else []),
+        + [run["plot"] for run in mds if run.get("plot")],
     }
     path = write_atomically(result_file(campaign, candidate.name), json.dumps(document, indent=1))
     logger.info("validation of %s: %s", fit.potential, path)
@@ -295,11 +301,32 @@ def test_split_gammas(campaign: Campaign, files: PotentialFiles) -> dict[str, li
     }
 
 
+def md_starts(
+    reference: DFTReference, supercell: tuple[int, int, int]
+) -> list[tuple[str, str, Atoms]]:
+    """(composition, plot suffix, start) of each validation MD: every pure crystal (the main
+    one first, unsuffixed) as `supercell` of its primitive cell, then each alloy's random cell
+    (at Vegard's lattice constant), repeated along its first axis to at least as many atoms."""
+    starts = []
+    for number, material in enumerate(reference.materials):
+        suffix = f"_{material.scan.composition}" if number else ""
+        starts.append(
+            (material.scan.composition, suffix, material.scan.primitive.repeat(supercell))
+        )
+    atoms = len(starts[0][2]) if starts else 1
+    for alloy in reference.alloys:
+        random = alloy.plan.random
+        repeats = max(1, -(-atoms // len(random)))
+        name = alloy.plan.scan.composition
+        starts.append((name, f"_{name}", random.repeat((repeats, 1, 1))))
+    return starts
+
+
 def md_check(
-    campaign: Campaign, potential: PotentialFiles, plan: ValidationPlan, plot: Path
+    campaign: Campaign, potential: PotentialFiles, start: Atoms, plot: Path, composition: str = ""
 ) -> dict[str, Any]:
-    """A short ASE MD at the highest configured temperature: max gamma (as `potential`'s
-    grading grades it) and g(r)."""
+    """A short ASE MD from `start` at the highest configured temperature: max gamma (as
+    `potential`'s grading grades it) and g(r)."""
     config = campaign.config
     inference = config.inference
     temperature = max(inference.temperatures)
@@ -317,8 +344,7 @@ def md_check(
         max_frames=steps // inference.gamma_every + 1,
         timeout=inference.timeout,
     )
-    start = plan.primitive.repeat(config.validation.vacancy_supercell)
-    run_dir = plot.parent / "md"
+    run_dir = plot.parent / "md" / (composition or "main")
     run_dir.mkdir(parents=True, exist_ok=True)
     result = run_ase_md(start, potential, spec, run_dir)
     max_gamma = max(result.max_gamma_per_check, default=None)
@@ -331,6 +357,7 @@ def md_check(
         and max_gamma < inference.gamma_upper
     )
     return {
+        "composition": composition,
         "temperature": temperature,
         "steps": steps,
         "steps_done": result.steps_done,
