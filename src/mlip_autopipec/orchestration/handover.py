@@ -205,13 +205,13 @@ def trust_lines(
         f"collected frames above that); gamma >= {inference.gamma_upper:g} is outside what it "
         "knows: stop or relabel such configurations."
     )
-    graded_apart = choice is not None and choice.candidate.grader is not None
-    if choice is not None and choice.candidate.grader is not None:
-        text += "\n" + _grader_lines(choice.candidate.grader, validation)
+    grader = None if choice is None else choice.candidate.grader
+    if grader is not None:
+        text += "\n" + _grader_lines(grader, validation)
     md = (validation or {}).get("md")
     if not md:
         return text
-    lines = [text, _main_md_line(md, inference, graded_apart)]
+    lines = [text, _main_md_line(md, inference, graded_apart=grader is not None)]
     others = (validation or {}).get("md_other_compositions") or []
     if others:
         lines.append(_other_md_line(others))
@@ -400,9 +400,10 @@ ASE:
 
 ```python
 from pyace import PyACECalculator
-calc = PyACECalculator("potential.yaml")  # energies and forces
+calc = PyACECalculator("potential.yaml")  # energies and forces: atoms.calc = calc
 grader = PyACECalculator("grader.yaml")
-grader.set_active_set("grader.asi")  # grader.results["gamma"] per atom, after a calculation
+grader.set_active_set("grader.asi")
+grader.calculate(atoms)  # then grader.results["gamma"]: gamma per atom of `atoms`
 ```"""
 
 
