@@ -9,7 +9,9 @@ labeled with pw.x at the campaign's own DFT settings in a database of their own
 (work_dir/holdout/, reused on a rerun). Prints the force and energy RMSE of
 work_dir/potential/potential.yace per composition, each alloy's force RMSE over the first
 pure element's (the issue's target: within 2x), and the force RMSE per kind of cell and per
-arrangement (one hot cell can carry a composition's figure).
+arrangement (one hot cell can carry a composition's figure), with the largest extrapolation
+grade gamma of each kind of cell as the hand-over grades it (grader.yaml + grader.asi beside a
+handed-over final fit, else the fit's own .yaml + .asi): does the alarm ring where the errors are?
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.composition import composition, formula
+from mlip_autopipec.inference.ase_md import max_gammas
+from mlip_autopipec.inference.md_types import GammaGrader
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import label_selected
 from mlip_autopipec.training.pacemaker import reference_energies
@@ -120,16 +124,31 @@ class CellError:
     arrangement: str
     forces: np.ndarray  # eV/Å, every component
     energy: float  # eV/atom
+    gamma: float | None  # the largest per-atom extrapolation grade; None without an active set
+
+
+def grading(potential: Path) -> GammaGrader | None:
+    """What grades gamma for `potential` (a .yace): the grader handed over beside it, else the
+    fit's own B-basis and active set; None when neither is there."""
+    for grader in (
+        GammaGrader(potential.with_name("grader.yaml"), potential.with_name("grader.asi")),
+        GammaGrader(potential.with_suffix(".yaml"), potential.with_suffix(".asi")),
+    ):
+        if grader.yaml.is_file() and grader.active_set.is_file():
+            return grader
+    return None
 
 
 def cell_errors(potential: Path, frames: list[tuple[str, Atoms]]) -> list[CellError]:
     from mlip_autopipec.core.quiet_imports import pyace_calculator
 
     calculator = pyace_calculator(str(potential))
+    grades = grading(potential)
+    gammas = max_gammas(grades, [a for _, a in frames]) if grades else [None] * len(frames)
     # the potential leaves out pacemaker's per-element reference energies: add them back
     references = reference_energies(potential.with_suffix(".yaml"))
     found = []
-    for origin, reference in frames:
+    for (origin, reference), gamma in zip(frames, gammas, strict=True):
         atoms = as_computed(reference)
         atoms.calc = calculator
         total = atoms.get_potential_energy() + sum(references[el] for el in atoms.symbols)
@@ -141,6 +160,7 @@ def cell_errors(potential: Path, frames: list[tuple[str, Atoms]]) -> list[CellEr
                 arrangement or "1",
                 (atoms.get_forces() - reference.get_forces()).ravel(),
                 (total - reference.get_potential_energy()) / len(atoms),
+                gamma,
             )
         )
     return found
@@ -152,6 +172,11 @@ def force_rmse(cells: list[CellError]) -> float:
 
 def energy_rmse(cells: list[CellError]) -> float:
     return float(np.sqrt(np.mean(np.square([c.energy for c in cells]))))
+
+
+def max_gamma(cells: list[CellError]) -> str:
+    gammas = [c.gamma for c in cells if c.gamma is not None]
+    return f" (gamma {max(gammas):.3g})" if gammas else ""
 
 
 def by(cells: list[CellError], key: Callable[[CellError], str]) -> dict[str, list[CellError]]:
@@ -173,12 +198,14 @@ def main() -> None:
     first = config.system.elements[0]
     reference = force_rmse(by_composition[first]) if first in by_composition else None
     print(f"{potential} on {len(frames)} held-out cells (rattled {RATTLE} Å and MD snapshots):")
+    grades = grading(potential)
+    print(f"gamma graded by {grades.yaml if grades else 'nothing (no active set)'}")
     print(f"{'composition':>12} {'cells':>5} {'F RMSE meV/Å':>13} {'E RMSE meV/atom':>16} "
-          f"{'F / ' + first:>8}  F RMSE per kind; per arrangement")  # fmt: skip
+          f"{'F / ' + first:>8}  F RMSE per kind (largest gamma); per arrangement")  # fmt: skip
     for name, cells in by_composition.items():
         ratio = "" if reference is None else f"{force_rmse(cells) / reference:.2f}"
         kinds = ", ".join(
-            f"{kind} {1000 * force_rmse(group):.0f}"
+            f"{kind} {1000 * force_rmse(group):.0f}{max_gamma(group)}"
             for kind, group in by(cells, lambda c: c.kind).items()
         )
         arrangements = " / ".join(
