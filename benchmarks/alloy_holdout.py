@@ -31,7 +31,7 @@ from mlip_autopipec.config import MLIPConfig, load_config
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.cells import as_computed
 from mlip_autopipec.core.composition import composition, formula
-from mlip_autopipec.inference.ase_md import max_gammas
+from mlip_autopipec.inference.ase_md import graded
 from mlip_autopipec.inference.md_types import GammaGrader
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import label_selected
@@ -144,7 +144,11 @@ def cell_errors(potential: Path, frames: list[tuple[str, Atoms]]) -> list[CellEr
 
     calculator = pyace_calculator(str(potential))
     grades = grading(potential)
-    gammas = max_gammas(grades, [a for _, a in frames]) if grades else [None] * len(frames)
+    gammas = (
+        [float(g.max()) for g in graded(grades, [a for _, a in frames])]
+        if grades
+        else [None] * len(frames)
+    )
     # the potential leaves out pacemaker's per-element reference energies: add them back
     references = reference_energies(potential.with_suffix(".yaml"))
     found = []

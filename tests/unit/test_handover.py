@@ -183,12 +183,17 @@ def test_dft_side_alongside_passes_its_progress_and_a_failure_leaves_it_to_the_h
     assert "pw.x not found" in caplog.text
 
 
-def fake_fit(folder: Path, functions: int, rows: set[str] | None) -> TrainingResult:
-    """A finished fit as `with_grader` reads it: basis size, training rows, an active set."""
+def fake_fit(
+    folder: Path, functions: int, rows: set[str] | None, cutoff: float = 5.0
+) -> TrainingResult:
+    """A finished fit as `with_grader` reads it: basis, training rows, an active set."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "output_potential.asi").write_text("active set")
     (folder / "output_potential.yaml").write_text(f"basis of {functions}")
-    section = {"functions": {"number_of_functions_per_element": functions}}
+    section = {
+        "bonds": {"ALL": {"rcut": cutoff}},
+        "functions": {"number_of_functions_per_element": functions, "ALL": {"lmax": [0, 3]}},
+    }
     return cast(
         TrainingResult,
         SimpleNamespace(
@@ -221,6 +226,8 @@ def test_a_final_fit_is_graded_by_its_loop_fit_on_the_same_structures_with_a_sma
     assert with_grader(final, [other_rows]).grader is None
     same_basis = Candidate("iter_002", 2, fake_fit(tmp_path / "same", 150, rows))
     assert with_grader(final, [same_basis]).grader is None
+    other_cutoff = Candidate("iter_002", 2, fake_fit(tmp_path / "rcut", 60, rows, cutoff=6.0))
+    assert with_grader(final, [other_cutoff]).grader is None  # another basis altogether
     unreadable = Candidate("final_002", 2, fake_fit(tmp_path / "gone", 150, None))
     assert with_grader(unreadable, loop).grader is None
     (loop[1].fit.active_set).unlink()
@@ -261,8 +268,12 @@ def test_the_card_says_what_grades_gamma_and_how_both_active_sets_grade_the_test
     }  # fmt: skip
     text = trust_lines(inference, validation, Choice(graded, "best", {}))
     assert "`grader.yaml` + `grader.asi` (iter_003)" in text
-    assert "2 test-split structures" in text and "100-1070 by its own" in text
-    assert "1.11-3.11 by the grader's" in text
+    assert "2 test-split structures" in text and "and 100-1070 by this fit's own." in text
+    assert "1.11-3.11 by the grader's active set" in text
+    alone = {**validation, "gamma_on_test_split": {"own": [], "grader": [1.11, 3.11]}}
+    assert "1.11-3.11 by the grader's active set." in trust_lines(
+        inference, alone, Choice(graded, "best", {})
+    )
     assert "The grader's gamma reached 8 in a crystal.**" in text and "near-singular" not in text
     assert "grader.yaml" in _files_line(Choice(graded, "best", {}))
     plain = trust_lines(inference, validation, Choice(final, "best", {}))

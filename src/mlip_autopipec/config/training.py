@@ -62,7 +62,8 @@ class TrainingConfig(Section):
         description="Functions per element of the loop's fits, which drive MD and selection "
         "(default: number_of_functions_per_element, which the final fit uses). With about as "
         "many functions as training atoms, gamma of anything new runs into the hundreds; "
-        "the last loop fit then grades the final fit's gamma in the hand-over.",
+        "the last loop fit (fitted on the same structures) then grades the final fit's gamma "
+        "in the hand-over.",
     )
     final_maxiter: NonNegativeInt = Field(
         1000,

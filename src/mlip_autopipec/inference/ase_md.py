@@ -43,10 +43,10 @@ def per_atom_gamma(atoms: Atoms, gamma_calc: object) -> np.ndarray:
     return np.asarray(probe.calc.results["gamma"], dtype=float)
 
 
-def max_gammas(grading: GammaGrader, structures: Sequence[Atoms]) -> list[float]:
-    """Each structure's largest per-atom gamma as `grading` grades it."""
+def graded(grading: GammaGrader, structures: Sequence[Atoms]) -> list[np.ndarray]:
+    """Each structure's per-atom gamma as `grading` grades it."""
     calculator = pyace_calculator(str(grading.yaml), str(grading.active_set))
-    return [float(per_atom_gamma(atoms, calculator).max()) for atoms in structures]
+    return [per_atom_gamma(atoms, calculator) for atoms in structures]
 
 
 def checked_frame(atoms: Atoms, gamma: np.ndarray, step: int, run_id: str) -> Atoms:

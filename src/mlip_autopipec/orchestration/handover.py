@@ -128,6 +128,7 @@ def hand_over(
     that are there."""
     folder = potential_folder(campaign)
     folder.mkdir(parents=True, exist_ok=True)
+    _copy_files(None, GRADER_FILES, folder)  # a stop halfway leaves no other fit's grader
     _copy_files(choice.fit, FILES, folder)
     _copy_files(choice.candidate.grader, GRADER_FILES, folder)
     card = card_text(campaign, choice, validation, dft_check)
@@ -137,6 +138,7 @@ def hand_over(
         "iteration": choice.candidate.last_iteration,
         "reason": choice.reason,
         "scores": choice.scores,
+        "grader": None if choice.candidate.grader is None else choice.candidate.grader.folder.name,
     }
     write_atomically(campaign.layout.handover_choice_file, json.dumps(chosen, indent=1))
     logger.info("handed over %s: %s", choice.candidate.describe(), folder)
@@ -259,15 +261,16 @@ def _grader_lines(grader: TrainingResult, validation: dict[str, Any] | None) -> 
     text = (
         f"Gamma comes from `grader.yaml` + `grader.asi` ({grader.folder.name}): the loop fit on "
         "the same structures, with the loop's smaller basis, on whose grades the thresholds "
-        "above were set. This fit's own active set (`potential.asi`, a larger basis on the same "
-        "structures) is less determined and grades higher."
+        "above were set; this fit's own active set (`potential.asi`) is a larger basis on the "
+        "same structures."
     )
-    grades = (validation or {}).get("gamma_on_test_split")
-    if grades and grades.get("own") and grades.get("grader"):
+    grades = (validation or {}).get("gamma_on_test_split") or {}
+    mine, theirs = grades.get("own"), grades.get("grader")
+    if theirs:
         text += (
-            f" On the {len(grades['grader'])} test-split structures (labels no fit trained "
-            f"on) the largest gamma is {_range(grades['own'])} by its own active set and "
-            f"{_range(grades['grader'])} by the grader's."
+            f" On the {len(theirs)} test-split structures (labels no fit trained on) the largest "
+            f"gamma is {_range(theirs)} by the grader's active set"
+            + (f" and {_range(mine)} by this fit's own." if mine else ".")
         )
     return text
 

@@ -34,7 +34,7 @@ from mlip_autopipec.training.dataset import (
     Split,
     choose_reference_energies,
 )
-from mlip_autopipec.training.inputs import functions_of
+from mlip_autopipec.training.inputs import functions_of, same_shape
 from mlip_autopipec.training.metrics import MetricsError
 from mlip_autopipec.training.pacemaker import (
     METRICS_FILE,
@@ -103,18 +103,18 @@ def candidates(campaign: Campaign) -> list[Candidate]:
 
 
 def with_grader(final: Candidate, loop: list[Candidate]) -> Candidate:
-    """A final fit graded by its iteration's loop fit when that one has a smaller basis and was
-    fitted on the same structures. A larger basis on the same labels leaves the final fit's own
-    active set near-singular: in the Si-Ge example it graded the test split at gamma 100-1070
-    where the loop fit's grades 1.1-3.1, for forces within the target. The loop's thresholds
-    (gamma_lower, gamma_upper) were set on the loop basis's grades, and the loop fit's active
-    set grades novelty against exactly the final fit's training structures."""
+    """A final fit graded by its iteration's loop fit when that one has a smaller basis of the
+    same shape (cutoff, radial basis, orders) and was fitted on the same structures. A larger
+    basis on the same labels leaves the final fit's own active set near-singular: in the Si-Ge
+    example it graded the test split at gamma 100-1070 where the loop fit's grades 1.1-3.1,
+    for forces within the target. The loop's thresholds (gamma_lower, gamma_upper) were set on
+    the loop basis's grades, and the loop fit's active set grades novelty against exactly the
+    final fit's training structures."""
     same = [c.fit for c in loop if c.last_iteration == final.last_iteration]
     if not same or not same[0].active_set.is_file():
         return final
-    smaller = functions_of(same[0].metrics.potential_section) < functions_of(
-        final.fit.metrics.potential_section
-    )
+    mine, theirs = final.fit.metrics.potential_section, same[0].metrics.potential_section
+    smaller = functions_of(theirs) < functions_of(mine) and same_shape(theirs, mine)
     rows = final.fit.training_rows()
     if not smaller or rows is None or rows != same[0].training_rows():
         return final

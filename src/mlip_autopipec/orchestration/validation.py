@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.core import keys
 from mlip_autopipec.core.files import write_atomically
-from mlip_autopipec.inference.ase_md import max_gammas, run_ase_md
+from mlip_autopipec.inference.ase_md import graded, run_ase_md
 from mlip_autopipec.inference.md_types import GammaGrader, MDRunSpec, PotentialFiles
 from mlip_autopipec.orchestration.campaign import Campaign
 from mlip_autopipec.orchestration.labeling import ProgressCallback
@@ -294,10 +295,19 @@ def test_split_gammas(campaign: Campaign, files: PotentialFiles) -> dict[str, li
     if not rows:
         return None
     structures = [row.atoms for row in rows]
+    # a cut-out's zero-weight shell is left out, as in the fits and the held-out forces
+    weights = [
+        np.asarray(row.data.get(keys.FORCE_WEIGHTS, np.ones(len(row.atoms)))) for row in rows
+    ]
+
+    def largest(grading: GammaGrader) -> list[float]:
+        gammas = graded(grading, structures)
+        return [float(g[w > 0].max()) for g, w in zip(gammas, weights, strict=True)]
+
     own = GammaGrader(files.yaml, files.active_set)
     return {
-        "own": max_gammas(own, structures) if own.active_set.is_file() else [],
-        "grader": max_gammas(files.grader, structures),
+        "own": largest(own) if own.active_set.is_file() else [],
+        "grader": largest(files.grader),
     }
 
 
@@ -349,7 +359,8 @@ def md_check(
     result = run_ase_md(start, potential, spec, run_dir)
     max_gamma = max(result.max_gamma_per_check, default=None)
     r, g = radial_distribution(result.frames, r_max=config.training.cutoff)
-    title = f"g(r), {temperature:g} K, {result.steps_done} steps"
+    named = f"{composition}, " if composition else ""
+    title = f"g(r), {named}{temperature:g} K, {result.steps_done} steps"
     in_domain = (
         not result.halted
         and result.error is None

@@ -89,13 +89,22 @@ def choose_start(
         return FitStart()
     if dict(current) == dict(previous_section):
         return FitStart("continue", previous, "same basis as the previous potential")
-    now, before = copy.deepcopy(dict(current)), copy.deepcopy(dict(previous_section))
-    grown = functions_of(now) > functions_of(before)
-    now["functions"].pop("number_of_functions_per_element", None)
-    before.get("functions", {}).pop("number_of_functions_per_element", None)
-    if grown and now == before:
+    grown = functions_of(current) > functions_of(previous_section)
+    if grown and same_shape(current, previous_section):
         return FitStart("extend", previous, "more functions than the previous potential")
     return FitStart(reason="basis settings changed since the previous potential")
+
+
+def same_shape(section: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two potential sections differ at most in their number of functions per element
+    (same elements, cutoff, radial basis, orders, embedding)."""
+
+    def shape(of: Mapping[str, Any]) -> dict[str, Any]:
+        shaped = copy.deepcopy(dict(of))
+        shaped.get("functions", {}).pop("number_of_functions_per_element", None)
+        return shaped
+
+    return shape(section) == shape(other)
 
 
 def check_basis_shape(training: TrainingConfig, elements: Sequence[str]) -> None:

@@ -165,7 +165,8 @@ class TrainingResult:
         try:
             data = pd.read_pickle(self.folder / TRAIN_DATA, compression="gzip")
             return frozenset(str(name) for name in data["name"])
-        except (OSError, ValueError, KeyError, EOFError):
+        except Exception as error:  # noqa: BLE001 - any unreadable file: no rows to compare
+            logger.warning("cannot read the training rows of %s: %s", self.folder, error)
             return None
 
 
