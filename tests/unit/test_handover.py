@@ -300,3 +300,32 @@ def test_the_card_gives_the_validation_md_of_every_other_composition() -> None:
     lines = md_lines(validation)
     assert lines[0] == "  MD 1200 K: 200 of 200 steps, max gamma 1.3"
     assert lines[2] == "  MD Ge0.5Si0.5 1200 K: 40 of 200 steps, max gamma 9.2 (left its domain)"
+
+
+def test_the_test_split_gammas_leave_out_a_cut_outs_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    from ase.build import bulk
+
+    from mlip_autopipec.inference.md_types import GammaGrader, PotentialFiles
+    from mlip_autopipec.orchestration import validation
+
+    rows = [
+        SimpleNamespace(atoms=bulk("Si"), data={"force_weights": [1.0, 0.0]}),  # a cut-out
+        SimpleNamespace(atoms=bulk("Si"), data={}),
+    ]
+    campaign = cast(Any, SimpleNamespace(database=SimpleNamespace(select=lambda **_: rows)))
+    per_atom = {"own.yaml": [np.array([2.0, 50.0]), np.array([3.0, 1.0])],
+                "grader.yaml": [np.array([1.1, 9.0]), np.array([0.5, 1.5])]}  # fmt: skip
+    monkeypatch.setattr(validation, "graded", lambda grading, _: per_atom[grading.yaml.name])
+    (tmp_path / "own.asi").write_text("active set")
+    own = PotentialFiles(tmp_path / "own.yaml", tmp_path / "own.yace", tmp_path / "own.asi")
+    assert validation.test_split_gammas(campaign, own) is None  # no grader: nothing to compare
+    files = PotentialFiles(
+        own.yaml, own.yace, own.active_set, GammaGrader(tmp_path / "grader.yaml", tmp_path / "g")
+    )
+    assert validation.test_split_gammas(campaign, files) == {
+        "own": [2.0, 3.0],
+        "grader": [1.1, 1.5],
+    }

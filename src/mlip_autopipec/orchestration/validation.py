@@ -296,9 +296,7 @@ def test_split_gammas(campaign: Campaign, files: PotentialFiles) -> dict[str, li
         return None
     structures = [row.atoms for row in rows]
     # a cut-out's zero-weight shell is left out, as in the fits and the held-out forces
-    weights = [
-        np.asarray(row.data.get(keys.FORCE_WEIGHTS, np.ones(len(row.atoms)))) for row in rows
-    ]
+    weights = [_force_weights(row.data.get(keys.FORCE_WEIGHTS), len(row.atoms)) for row in rows]
 
     def largest(grading: GammaGrader) -> list[float]:
         gammas = graded(grading, structures)
@@ -309,6 +307,11 @@ def test_split_gammas(campaign: Campaign, files: PotentialFiles) -> dict[str, li
         "own": largest(own) if own.active_set.is_file() else [],
         "grader": largest(files.grader),
     }
+
+
+def _force_weights(stored: Any, atoms: int) -> np.ndarray:
+    weights = np.ones(atoms) if stored is None else np.asarray(stored, dtype=float)
+    return weights if (weights > 0).any() else np.ones(atoms)
 
 
 def md_starts(
