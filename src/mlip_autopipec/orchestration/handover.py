@@ -177,8 +177,7 @@ def card_text(
         "## Validation\n" + _validation_lines(validation),
         "## Energies\n" + _energy_lines(choice.fit.potential),
         "## Where to trust it\n" + trust_lines(config.inference, validation, choice),
-        "## Use it\n"
-        + (_usage(species) if choice.candidate.grader is None else _graded_usage(species)),
+        "## Use it\n" + _usage(species, graded_apart=choice.candidate.grader is not None),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -364,12 +363,37 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _usage(species: str) -> str:
-    return f"""LAMMPS (built with ML-PACE), with the extrapolation grade watched:
+def _usage(species: str, graded_apart: bool) -> str:
+    """LAMMPS and ASE recipes; `graded_apart`: gamma from grader.yaml + grader.asi."""
+    if graded_apart:
+        intro = (
+            "LAMMPS (built with ML-PACE): forces from the potential, gamma from the grader, "
+            "which\n`hybrid/scaled` weighs by 0 so that it adds nothing to energies or forces:"
+        )
+        pair = (
+            "pair_style hybrid/scaled 1.0 pace 0.0 pace/extrapolation\n"
+            f"pair_coeff * * pace potential.yace {species}\n"
+            f"pair_coeff * * pace/extrapolation grader.yaml grader.asi {species}"
+        )
+        ase = (
+            'calc = PyACECalculator("potential.yaml")  # energies and forces: atoms.calc = calc\n'
+            'grader = PyACECalculator("grader.yaml")\n'
+            'grader.set_active_set("grader.asi")\n'
+            'grader.calculate(atoms)  # then grader.results["gamma"]: gamma per atom of `atoms`'
+        )
+    else:
+        intro = "LAMMPS (built with ML-PACE), with the extrapolation grade watched:"
+        pair = (
+            f"pair_style pace/extrapolation\npair_coeff * * potential.yaml potential.asi {species}"
+        )
+        ase = (
+            'calc = PyACECalculator("potential.yaml")\n'
+            'calc.set_active_set("potential.asi")  # then calc.results["gamma"] per atom'
+        )
+    return f"""{intro}
 
 ```
-pair_style pace/extrapolation
-pair_coeff * * potential.yaml potential.asi {species}
+{pair}
 fix pace_gamma all pair 10 pace/extrapolation gamma 1
 compute max_pace_gamma all reduce max f_pace_gamma
 ```
@@ -380,33 +404,7 @@ ASE:
 
 ```python
 from pyace import PyACECalculator
-calc = PyACECalculator("potential.yaml")
-calc.set_active_set("potential.asi")  # then calc.results["gamma"] per atom
-```"""
-
-
-def _graded_usage(species: str) -> str:
-    return f"""LAMMPS (built with ML-PACE): forces from the potential, gamma from the grader, which
-`hybrid/scaled` weighs by 0 so that it adds nothing to energies or forces:
-
-```
-pair_style hybrid/scaled 1.0 pace 0.0 pace/extrapolation
-pair_coeff * * pace potential.yace {species}
-pair_coeff * * pace/extrapolation grader.yaml grader.asi {species}
-fix pace_gamma all pair 10 pace/extrapolation gamma 1
-compute max_pace_gamma all reduce max f_pace_gamma
-```
-
-or, for production without gamma: `pair_style pace` and `pair_coeff * * potential.yace {species}`.
-
-ASE:
-
-```python
-from pyace import PyACECalculator
-calc = PyACECalculator("potential.yaml")  # energies and forces: atoms.calc = calc
-grader = PyACECalculator("grader.yaml")
-grader.set_active_set("grader.asi")
-grader.calculate(atoms)  # then grader.results["gamma"]: gamma per atom of `atoms`
+{ase}
 ```"""
 
 
